@@ -1,0 +1,457 @@
+"""Typed configuration: one dataclass per concern, read from TOML or the legacy setup.txt.
+
+The priority order is written once, in :func:`load_config`: built-in defaults, then the
+file, then overrides given by the caller (the CLI's options). Paths are kept exactly as
+written; :meth:`Config.resolve` turns them into real paths against the config file's
+folder, so a round trip file -> Config -> file keeps every value.
+
+Only the standard library is imported here so that ``whatnext --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import tomllib
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from whatnext.errors import ConfigError
+
+TOML_NAME = "whatnext.toml"
+LEGACY_NAME = "setup.txt"
+
+
+def _f(default: Any, doc: str) -> Any:
+    """A dataclass field with a default and a one-line description."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass
+class DataConfig:
+    """Where the listening log and item features are and how to read them."""
+
+    path: str = _f("", "events file (Parquet, CSV/TSV, MovieLens u.data/ratings.csv, legacy pickle); empty = built-in demo data")
+    items_path: str = _f("", "optional item table (item id, numeric features, title/artist); empty = features come from the events file")
+    format: str = _f("auto", "events file format: auto, parquet, csv, movielens, pickle")
+    delimiter: str = _f("", "CSV delimiter; empty = detect (comma, tab, semicolon, pipe, space)")
+    header: str = _f("auto", "does the CSV have a header row: auto, yes, no")
+    columns: list[str] = _f([], "column names for a CSV without a header, in file order")
+    user_col: str = _f("user_id", "column holding the user id")
+    item_col: str = _f("item_id", "column holding the item (song) id")
+    time_col: str = _f("timestamp", "column holding the event time (number or date); ordering key")
+    order_col: str = _f("", "column giving the order of events when there is no timestamp")
+    weight_col: str = _f("rating", "optional weight/rating column, ignored when absent, never a feature")
+    feature_cols: list[str] = _f([], "numeric item feature columns; empty = every numeric column that is not an id/time/weight")
+    display_cols: list[str] = _f(["title", "artist"], "text columns shown with recommendations, used when present")
+    encoding: str = _f("utf-8", "text encoding of CSV files (MovieLens u.item is read as latin-1)")
+
+
+@dataclass
+class ModelConfig:
+    """The actor and critic networks."""
+
+    name: str = _f("lstm", "model architecture, from the model registry (lstm)")
+    hidden_size: int = _f(64, "LSTM hidden units in actor and critic")
+    num_layers: int = _f(1, "stacked LSTM layers")
+    dropout: float = _f(0.0, "dropout between LSTM layers and before the output head")
+    window: int = _f(20, "how many recent items of a history the models read")
+    embedding_dim: int = _f(32, "size of learned item embeddings when the data has no features")
+
+
+@dataclass
+class TrainConfig:
+    """The training loop."""
+
+    enabled: bool = _f(True, "legacy 'train' key: yes = train, no = inference only (used by 'whatnext run')")
+    epochs: int = _f(3, "passes over all training positions")
+    samples: int = _f(0, "legacy 'epochs' key: total training samples to run; 0 = use epochs instead")
+    batch_size: int = _f(256, "training positions per step")
+    actor_lr: float = _f(1e-3, "actor learning rate (Adam)")
+    critic_lr: float = _f(1e-3, "critic learning rate (Adam)")
+    noise: float = _f(0.1, "std of Gaussian exploration noise added to the actor's proto-action")
+    relax: float = _f(0.2, "State.produce box width: a song within +/- relax/2 of the proto-action in every attribute")
+    seed: int = _f(0, "random seed: the same seed and config give the same weights")
+    checkpoint_every: int = _f(200, "save a checkpoint every this many steps (and at the end)")
+    keep_last: int = _f(3, "periodic checkpoints kept per run (best is always kept)")
+    grad_clip: float = _f(1.0, "clip gradient norm to this value; 0 = no clipping")
+    rewards: dict[str, float] = _f({"diversity": 1.0, "next_item": 1.0}, "reward name -> weight; the reward is the weighted sum")
+
+
+@dataclass
+class EvalConfig:
+    """Offline evaluation."""
+
+    ks: list[int] = _f([10, 20], "cut-offs K for HR@K, NDCG@K, MRR@K, coverage@K")
+    split: str = _f("valid", "which held-out event to score: valid (second-to-last) or test (last)")
+    include_seen: bool = _f(False, "keep already played items in the ranking")
+
+
+@dataclass
+class PathsConfig:
+    """Where models go."""
+
+    models_dir: str = _f("models", "folder holding one sub-folder per training run")
+    run: str = _f("default", "run name: checkpoints go to models_dir/run")
+    model_agent_path: str = _f("", "legacy: also write/read the actor weights at this path")
+    model_critic_path: str = _f("", "legacy: also write/read the critic weights at this path")
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "eval": EvalConfig,
+    "paths": PathsConfig,
+}
+
+#: Choices for string keys that only take a few values.
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("data", "format"): ("auto", "parquet", "csv", "movielens", "pickle"),
+    ("data", "header"): ("auto", "yes", "no"),
+    ("eval", "split"): ("valid", "test"),
+}
+
+#: Known model names; the model registry in models.py must agree (a test checks it).
+MODEL_NAMES: tuple[str, ...] = ("lstm",)
+#: Known reward names; the reward registry in rewards.py must agree (a test checks it).
+REWARD_NAMES: tuple[str, ...] = ("diversity", "next_item")
+
+
+@dataclass
+class Config:
+    """The whole configuration; ``source`` is the file it came from (None = defaults)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    source: Path | None = None
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths are resolved against: the config file's folder or the cwd."""
+        return self.source.parent if self.source is not None else Path.cwd()
+
+    def resolve(self, path: str) -> Path:
+        """Resolve a path from the config against :attr:`base_dir` (absolute paths stay)."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The config as plain primitives, section -> key -> value (no ``source``)."""
+        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+
+    @property
+    def run_dir(self) -> Path:
+        """The folder of the current run's checkpoints."""
+        return self.resolve(self.paths.models_dir) / self.paths.run
+
+
+def field_doc(section: str, key: str) -> str:
+    """The one-line description of ``section.key``."""
+    for f in fields(SECTIONS[section]):
+        if f.name == key:
+            return str(f.metadata.get("doc", ""))
+    raise KeyError(f"{section}.{key}")
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}s"
+    if origin is dict:
+        return "a table of name = number"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}[tp]
+
+
+def _coerce(tp: Any, value: Any) -> Any:
+    """Return ``value`` as type ``tp`` or raise ValueError; no eval, no implicit str->number."""
+    origin = typing.get_origin(tp)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ValueError
+        (inner,) = typing.get_args(tp)
+        return [_coerce(inner, v) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError
+        return {str(k): _coerce(float, v) for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ValueError
+        return value
+    raise TypeError(tp)  # pragma: no cover - a new field type needs a branch here
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def known_keys(section: str | None = None) -> list[str]:
+    """Every key as ``section.key`` (or the keys of one section)."""
+    if section is not None:
+        return [f.name for f in fields(SECTIONS[section])]
+    return [f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in fields(cls)]
+
+
+def did_you_mean(name: str, options: typing.Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the closest option, or ''."""
+    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _where(file: Path | None, line: int | None) -> str:
+    if file is None:
+        return "config"
+    return f"{file}:{line}" if line else str(file)
+
+
+def set_value(
+    cfg: Config,
+    section: str,
+    key: str,
+    value: Any,
+    *,
+    file: Path | None = None,
+    line: int | None = None,
+) -> None:
+    """Validate ``value`` for ``section.key`` and store it in ``cfg``; ConfigError if it does not fit."""
+    where = _where(file, line)
+    if section not in SECTIONS:
+        raise ConfigError(f"{where}: unknown section [{section}]{did_you_mean(section, SECTIONS)}; expected one of {', '.join(SECTIONS)}")
+    hints = _hints(SECTIONS[section])
+    if key not in hints:
+        raise ConfigError(
+            f"{where}: unknown key '{section}.{key}'{did_you_mean(key, hints) or did_you_mean(f'{section}.{key}', known_keys())}; "
+            f"see 'whatnext init' for every key"
+        )
+    try:
+        coerced = _coerce(hints[key], value)
+    except ValueError:
+        raise ConfigError(
+            f"{where}: key '{section}.{key}' is {value!r}, expected {_type_name(hints[key])}"
+        ) from None
+    _check_value(section, key, coerced, where)
+    setattr(getattr(cfg, section), key, coerced)
+
+
+_POSITIVE_INT = {
+    ("train", "epochs"): 0, ("train", "samples"): 0, ("train", "batch_size"): 1,
+    ("model", "hidden_size"): 1, ("model", "num_layers"): 1, ("model", "window"): 1,
+    ("model", "embedding_dim"): 1, ("train", "checkpoint_every"): 1, ("train", "keep_last"): 1,
+}
+
+
+def _check_value(section: str, key: str, value: Any, where: str) -> None:
+    """Range and choice checks beyond the type."""
+    choices = CHOICES.get((section, key))
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{where}: key '{section}.{key}' is {value!r}, expected one of {', '.join(choices)}")
+    if (section, key) == ("model", "name") and value not in MODEL_NAMES:
+        raise ConfigError(
+            f"{where}: key 'model.name' is {value!r}{did_you_mean(value, MODEL_NAMES)}, expected a known model: {', '.join(MODEL_NAMES)}"
+        )
+    if (section, key) in _POSITIVE_INT and value < _POSITIVE_INT[(section, key)]:
+        raise ConfigError(f"{where}: key '{section}.{key}' is {value}, expected an integer >= {_POSITIVE_INT[(section, key)]}")
+    if section == "train" and key in ("actor_lr", "critic_lr") and not value > 0:
+        raise ConfigError(f"{where}: key 'train.{key}' is {value}, expected a number > 0")
+    if section == "train" and key in ("noise", "relax", "grad_clip") and not value >= 0:
+        raise ConfigError(f"{where}: key 'train.{key}' is {value}, expected a number >= 0")
+    if (section, key) == ("model", "dropout") and not 0 <= value < 1:
+        raise ConfigError(f"{where}: key 'model.dropout' is {value}, expected a number in [0, 1)")
+    if (section, key) == ("train", "rewards"):
+        for name in value:
+            if name not in REWARD_NAMES:
+                raise ConfigError(
+                    f"{where}: unknown reward '{name}' in 'train.rewards'{did_you_mean(name, REWARD_NAMES)}; "
+                    f"expected one of {', '.join(REWARD_NAMES)}"
+                )
+    if (section, key) == ("eval", "ks") and (not value or any(k < 1 for k in value)):
+        raise ConfigError(f"{where}: key 'eval.ks' is {value}, expected a non-empty list of integers >= 1")
+
+
+# ---------------------------------------------------------------- files
+
+
+def read_text(path: Path) -> str:
+    """Read a config file as UTF-8 text with one-line errors for missing, binary and non-UTF-8 files."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found; create one with 'whatnext init'") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, expected a config file (whatnext.toml or setup.txt)") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+    if b"\x00" in raw:
+        raise ConfigError(f"{path}: looks like a binary file, expected a text config (whatnext.toml or setup.txt)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8") from None
+    text = text.removeprefix("\ufeff")
+    if not text.strip():
+        raise ConfigError(f"{path}: the config file is empty; write one with 'whatnext init --force'")
+    return text
+
+
+def is_toml_file(path: Path, text: str) -> bool:
+    """Decide the format: .toml is TOML, .txt is legacy, otherwise sniff for 'key =' or '[section]'."""
+    if path.suffix.lower() == ".toml":
+        return True
+    if path.suffix.lower() == ".txt":
+        return False
+    for line in text.splitlines():
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        return bool(re.match(r"^(\[[\w.\s]+\]|[\w.\"-]+\s*=)", s))
+    return False
+
+
+def _toml_line(text: str, section: str, key: str | None) -> int | None:
+    """Best-effort line number of ``[section]`` / ``key`` in TOML text (tomllib gives none)."""
+    in_section = False
+    for n, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if s.startswith("["):
+            in_section = s.strip("[] ") == section
+            if in_section and key is None:
+                return n
+            continue
+        if in_section and key is not None and re.match(rf"^\"?{re.escape(key)}\"?\s*=", s):
+            return n
+    return None
+
+
+def parse_toml(text: str, path: Path) -> Config:
+    """Parse TOML text into a validated Config."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        msg = str(e)
+        if "Cannot overwrite a value" in msg or "Cannot declare" in msg:
+            msg += " (a key or section given twice)"
+        m = re.search(r"line (\d+)", msg)
+        raise ConfigError(f"{path}{':' + m.group(1) if m else ''}: invalid TOML: {msg}") from None
+    cfg = Config(source=path)
+    for section, values in doc.items():
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"{path}:{_toml_line(text, section, None) or ''}: unknown section [{section}]"
+                f"{did_you_mean(section, SECTIONS)}; expected one of {', '.join(SECTIONS)}".replace(":: ", ": ")
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: '{section}' must be a [{section}] section, found a plain value")
+        for key, value in values.items():
+            set_value(cfg, section, key, value, file=path, line=_toml_line(text, section, key))
+    return cfg
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    check_paths: bool = True,
+) -> Config:
+    """Build the config: defaults < file (TOML or setup.txt, detected) < ``overrides``.
+
+    ``overrides`` maps ``"section.key"`` to a value (None values are skipped), as the CLI
+    passes its options. With ``check_paths`` a configured data file that does not exist
+    is a ConfigError naming the key.
+    """
+    if path is None:
+        cfg = Config()
+    else:
+        p = Path(path)
+        text = read_text(p)
+        if is_toml_file(p, text):
+            cfg = parse_toml(text, p)
+        else:
+            from whatnext.legacy import parse_setup
+
+            cfg = parse_setup(text, p)
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        section, key = dotted.split(".", 1)
+        set_value(cfg, section, key, value, file=None)
+    if check_paths:
+        check_data_paths(cfg)
+    return cfg
+
+
+def check_data_paths(cfg: Config) -> None:
+    """ConfigError if a configured data file does not exist."""
+    for key in ("path", "items_path"):
+        value = getattr(cfg.data, key)
+        if value and not cfg.resolve(value).exists():
+            where = _where(cfg.source, _line_of_key(cfg, "data", key))
+            raise ConfigError(
+                f"{where}: key 'data.{key}' names {cfg.resolve(value)}, which does not exist; "
+                f"fix the path (relative paths start at the config file's folder)"
+            )
+
+
+def _line_of_key(cfg: Config, section: str, key: str) -> int | None:
+    if cfg.source is None or not cfg.source.exists():
+        return None
+    try:
+        text = cfg.source.read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if is_toml_file(cfg.source, text):
+        return _toml_line(text, section, key)
+    from whatnext.legacy import legacy_line
+
+    return legacy_line(text, section, key)
+
+
+# ---------------------------------------------------------------- writing TOML
+
+
+def to_toml(cfg: Config) -> str:
+    """The config as a commented TOML document holding every key (written with tomli-w)."""
+    import tomli_w
+
+    out = [
+        "# whatnext configuration. Every key is shown with its value; delete a line to use the default.",
+        "# Relative paths are resolved against this file's folder. Reference: README.md, 'Config reference'.",
+    ]
+    for section, cls in SECTIONS.items():
+        out.append("")
+        out.append(f"[{section}]")
+        obj = getattr(cfg, section)
+        for f in fields(cls):
+            value = getattr(obj, f.name)
+            out.append(f"# {f.metadata['doc']}")
+            if isinstance(value, dict):
+                # tomli-w writes tables as sections; an inline table keeps the key beside its comment
+                inline = ", ".join(tomli_w.dumps({k: v}).strip() for k, v in value.items())
+                out.append(f"{f.name} = {{ {inline} }}")
+            elif isinstance(value, list):
+                items = ", ".join(tomli_w.dumps({"v": v}).strip()[4:] for v in value)
+                out.append(f"{f.name} = [{items}]")
+            else:
+                out.append(tomli_w.dumps({f.name: value}).strip())
+    return "\n".join(out) + "\n"

@@ -1,0 +1,134 @@
+"""The original ``setup.txt`` config: a comma-separated list of alternating keys and values.
+
+Keys and yes/no values are case-insensitive; whitespace and line breaks around tokens do
+not matter; a leading ``*`` on a key (as in the original README) is tolerated; lines
+starting with ``#`` are comments. Paths keep their case and are resolved against the
+file's folder. The value ``none`` stands for "not set" (for ``data``: the built-in demo
+data). Paths cannot contain commas: that is the separator.
+
+========================  =============================  =====================================
+setup.txt key             whatnext.toml key              meaning
+========================  =============================  =====================================
+train (yes/no)            train.enabled                  'whatnext run' trains or recommends
+model (lstm)              model.name                     model architecture
+data (path)               data.path                      the training data
+epochs (integer)          train.samples                  total training samples to run
+model_agent_path (path)   paths.model_agent_path         actor weights also written/read here
+model_critic_path (path)  paths.model_critic_path        critic weights also written/read here
+========================  =============================  =====================================
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from whatnext.config import Config, did_you_mean, set_value
+from whatnext.errors import ConfigError
+
+#: setup.txt key -> (section, key) in Config, in the order they are written.
+LEGACY_KEYS: dict[str, tuple[str, str]] = {
+    "train": ("train", "enabled"),
+    "model": ("model", "name"),
+    "data": ("data", "path"),
+    "epochs": ("train", "samples"),
+    "model_agent_path": ("paths", "model_agent_path"),
+    "model_critic_path": ("paths", "model_critic_path"),
+}
+_PATH_KEYS = {"data", "model_agent_path", "model_critic_path"}
+_NONE = "none"
+
+
+def _tokens(text: str) -> list[tuple[str, int]]:
+    """Split on commas into (stripped token, line number), skipping ``#`` comment lines."""
+    kept = "\n".join("" if line.lstrip().startswith("#") else line for line in text.split("\n"))
+    out: list[tuple[str, int]] = []
+    pos = 0
+    for part in kept.split(","):
+        lead = len(part) - len(part.lstrip())
+        line = kept.count("\n", 0, pos + lead) + 1
+        out.append((part.strip(), line))
+        pos += len(part) + 1
+    while out and not out[-1][0]:  # a trailing comma (or trailing blank lines) ends the list
+        out.pop()
+    return out
+
+
+def parse_setup(text: str, path: Path) -> Config:
+    """Parse setup.txt text into a validated Config (file and line in every error)."""
+    tokens = _tokens(text)
+    if not tokens:
+        raise ConfigError(f"{path}: the config file is empty; write one with 'whatnext init --legacy --force'")
+    cfg = Config(source=path)
+    seen: dict[str, int] = {}
+    for i in range(0, len(tokens), 2):
+        raw_key, line = tokens[i]
+        key = raw_key.lstrip("*").strip().lower()
+        where = f"{path}:{line}"
+        if not key:
+            raise ConfigError(f"{where}: empty key (two commas in a row?); expected 'key, value' pairs separated by commas")
+        if key not in LEGACY_KEYS:
+            hint = did_you_mean(key, LEGACY_KEYS)
+            raise ConfigError(
+                f"{where}: unknown key '{raw_key}'{hint}; setup.txt keys are {', '.join(LEGACY_KEYS)}"
+            )
+        if i + 1 >= len(tokens) or not tokens[i + 1][0]:
+            raise ConfigError(f"{where}: key '{key}' has no value; write '{key}, VALUE'")
+        if key in seen:
+            raise ConfigError(f"{where}: key '{key}' given twice (first on line {seen[key]}); keep one")
+        seen[key] = line
+        value, vline = tokens[i + 1]
+        where_v = f"{path}:{vline}"
+        section, field_name = LEGACY_KEYS[key]
+        parsed: object
+        if key == "train":
+            low = value.lower()
+            if low not in ("yes", "no"):
+                raise ConfigError(f"{where_v}: key 'train' is {value!r}, expected yes or no")
+            parsed = low == "yes"
+        elif key == "epochs":
+            if not re.fullmatch(r"[+]?\d+", value):
+                raise ConfigError(f"{where_v}: key 'epochs' is {value!r}, expected a whole number of training samples")
+            parsed = int(value)
+        elif key == "model":
+            parsed = value.lower()
+        else:  # a path: keep its case
+            parsed = "" if value.lower() == _NONE else value
+        set_value(cfg, section, field_name, parsed, file=path, line=vline)
+    return cfg
+
+
+def legacy_line(text: str, section: str, key: str) -> int | None:
+    """Line of the legacy key mapped to ``section.key`` in setup.txt text, if any."""
+    tokens = _tokens(text)
+    for i in range(0, len(tokens), 2):
+        k = tokens[i][0].lstrip("*").strip().lower()
+        if LEGACY_KEYS.get(k) == (section, key) and i + 1 < len(tokens):
+            return tokens[i + 1][1]
+    return None
+
+
+def to_setup(cfg: Config) -> str:
+    """The legacy keys of ``cfg`` as setup.txt text, one pair a line.
+
+    Only the six original keys exist in this format; everything else keeps its default
+    (use whatnext.toml to set more).
+    """
+    head = (
+        "# whatnext legacy config: comma-separated 'key, value' pairs; case, spaces and line breaks do not matter.\n"
+        "# train yes/no; model lstm; data = events file ('none' = built-in demo data);\n"
+        "# epochs = total training samples; model_*_path = where actor/critic weights are written and read.\n"
+    )
+    pairs = []
+    for key, (section, name) in LEGACY_KEYS.items():
+        value = getattr(getattr(cfg, section), name)
+        if key == "train":
+            text = "yes" if value else "no"
+        elif key in _PATH_KEYS:
+            text = value or _NONE
+            if "," in text:
+                raise ConfigError(f"key '{key}': the path {text!r} holds a comma, which setup.txt cannot store; use whatnext.toml")
+        else:
+            text = str(value)
+        pairs.append(f"{key}, {text}")
+    return head + ",\n".join(pairs) + "\n"

@@ -1,0 +1,98 @@
+"""Reading legacy pickles (the original ``clean.pk``) without running code from them.
+
+A plain ``pickle.load`` calls whatever callable the file names, so a pickle can run any
+command. :func:`load_dataframe` uses an unpickler whose ``find_class`` admits only the
+classes and reconstruction helpers that a pandas DataFrame of numbers, strings, dates and
+categories needs; anything else (``os.system``, ``subprocess``, ``builtins.eval``, ...) is
+refused before it can be called.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import Any
+
+from whatnext.errors import DataError
+
+# numpy 2 renamed numpy.core to numpy._core; old pickles name the former.
+_NUMPY = {
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+}
+_PANDAS = {
+    ("pandas", n) for n in (
+        "DataFrame", "Series", "Index", "RangeIndex", "MultiIndex", "DatetimeIndex", "CategoricalIndex",
+        "Categorical", "CategoricalDtype", "DatetimeTZDtype", "Int64Dtype", "Int32Dtype", "Float64Dtype",
+        "BooleanDtype", "StringDtype", "NA", "NaT", "Timestamp", "Timedelta",
+    )
+} | {
+    ("pandas.arrays", n) for n in (
+        "ArrowStringArray", "DatetimeArray", "IntegerArray", "FloatingArray", "BooleanArray",
+        "TimedeltaArray", "StringArray", "Categorical",
+    )
+} | {
+    ("pandas.core.frame", "DataFrame"), ("pandas.core.series", "Series"),
+    ("pandas.core.internals.managers", "BlockManager"), ("pandas.core.internals.managers", "SingleBlockManager"),
+    ("pandas.core.internals.blocks", "new_block"), ("pandas.core.internals.blocks", "Block"),
+    ("pandas.core.internals.blocks", "NumpyBlock"), ("pandas.core.internals.blocks", "ObjectBlock"),
+    ("pandas.core.internals.blocks", "FloatBlock"), ("pandas.core.internals.blocks", "IntBlock"),
+    ("pandas.core.internals.blocks", "DatetimeTZBlock"), ("pandas.core.internals.blocks", "ExtensionBlock"),
+    ("pandas._libs.internals", "_unpickle_block"), ("pandas._libs.arrays", "__pyx_unpickle_NDArrayBacked"),
+    ("pandas.core.indexes.base", "_new_Index"), ("pandas.core.indexes.base", "Index"),
+    ("pandas.core.indexes.range", "RangeIndex"), ("pandas.core.indexes.multi", "MultiIndex"),
+    ("pandas.core.indexes.datetimes", "_new_DatetimeIndex"), ("pandas.core.indexes.datetimes", "DatetimeIndex"),
+    ("pandas.core.indexes.numeric", "Int64Index"), ("pandas.core.indexes.numeric", "Float64Index"),
+    ("pandas.core.arrays.categorical", "Categorical"), ("pandas.core.dtypes.dtypes", "CategoricalDtype"),
+    ("pandas.core.dtypes.dtypes", "DatetimeTZDtype"), ("pandas.core.arrays.datetimes", "DatetimeArray"),
+    ("pandas._libs.tslibs.timestamps", "_unpickle_timestamp"), ("pandas._libs.tslibs.timestamps", "Timestamp"),
+    ("pandas._libs.tslibs.timedeltas", "_timedelta_unpickle"), ("pandas._libs.missing", "NA"),
+}
+_PYARROW = {("pyarrow.lib", "_restore_array"), ("pyarrow.lib", "py_buffer"), ("pyarrow.lib", "type_for_alias"), ("pyarrow", "NA")}
+_STDLIB = {
+    ("builtins", "slice"), ("__builtin__", "slice"), ("builtins", "bytearray"), ("__builtin__", "bytearray"),
+    ("builtins", "object"), ("__builtin__", "object"), ("builtins", "complex"), ("_codecs", "encode"),
+    ("copyreg", "_reconstructor"), ("copy_reg", "_reconstructor"),
+    ("datetime", "datetime"), ("datetime", "date"), ("datetime", "timedelta"), ("datetime", "timezone"),
+    # partial is only as powerful as what it wraps, and what it wraps passes find_class too
+    ("functools", "partial"),
+}
+ALLOWED: frozenset[tuple[str, str]] = frozenset(_NUMPY | _PANDAS | _PYARROW | _STDLIB)
+
+
+class _Refused(Exception):
+    """A pickle named a global outside :data:`ALLOWED`."""
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in ALLOWED:
+            raise _Refused(f"{module}.{name}")
+        return super().find_class(module, name)
+
+
+def load_dataframe(path: Path) -> Any:
+    """Load a pickled pandas DataFrame from ``path``, refusing any pickle that names other code."""
+    import pandas as pd
+
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        obj = _RestrictedUnpickler(io.BytesIO(raw)).load()
+    except _Refused as e:
+        raise DataError(
+            f"{path}: refused to load: the pickle asks to run '{e}', which is not part of a pandas DataFrame "
+            f"(a pickle can run code; re-save the data as Parquet or CSV)"
+        ) from None
+    except Exception as e:  # corrupt pickles raise many kinds of errors
+        raise DataError(
+            f"{path}: not a readable pickle ({type(e).__name__}: {str(e)[:80]}); expected a pickled pandas DataFrame"
+        ) from None
+    if not isinstance(obj, pd.DataFrame):
+        raise DataError(f"{path}: the pickle holds a {type(obj).__name__}, expected a pandas DataFrame")
+    return obj
