@@ -38,7 +38,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON 
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    con = Console(stderr=stderr, highlight=False)
+    if not con.is_terminal:  # pipes and logs: wide tables instead of cells cut to one letter
+        con = Console(stderr=stderr, highlight=False, width=200)
+    return con
 
 
 def fail(message: str, code: int) -> typer.Exit:
@@ -108,6 +111,176 @@ def inspect_data(
     from whatnext.render import render_inspect
 
     render_inspect(_console(), result)
+
+
+RunOpt = Annotated[Optional[str], typer.Option("--run", help="Run name: checkpoints live in models_dir/RUN (default: paths.run).", show_default=False)]
+CheckpointOpt = Annotated[Optional[Path], typer.Option("--checkpoint", help="Use this checkpoint file instead of a run's best.", show_default=False)]
+
+
+class _Interrupt:
+    """SIGINT sets a flag the progress callback reads, so the loop can save and stop cleanly."""
+
+    def __init__(self) -> None:
+        self.hit = False
+
+    def __enter__(self) -> "_Interrupt":
+        import signal
+
+        self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.hit:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.hit = True
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        signal.signal(signal.SIGINT, self._old)
+
+
+@app.command()
+@handle_errors
+def train(
+    config: ConfigOpt = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", "-e", help="Passes over all training positions (overrides train.epochs and the legacy sample count).", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run from its newest good checkpoint.")] = False,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (overrides train.seed).", show_default=False)] = None,
+    run: RunOpt = None,
+    algorithm: Annotated[Optional[str], typer.Option("--algorithm", help="Training algorithm: original or hybrid (overrides train.algorithm).", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the actor and critic; checkpoints go to models_dir/RUN. Ctrl-C saves and exits 130."""
+    from whatnext import engine
+    from whatnext.render import TrainProgress
+
+    overrides = {"train.epochs": epochs, "train.samples": 0 if epochs is not None else None,
+                 "train.seed": seed, "paths.run": run, "train.algorithm": algorithm}
+    con = _console(stderr=as_json)
+    with _Interrupt() as interrupt:
+        progress = TrainProgress(con, plain=quiet or as_json or not con.is_terminal, interrupt=interrupt)
+        summary = engine.train(config, overrides, resume=resume, callback=progress)
+    if as_json:
+        print_json(summary)
+    else:
+        progress.summary(summary)
+    if summary["status"] == "interrupted":
+        resume_cmd = "whatnext train --resume" + (f" --config {config}" if config else "") + (f" --run {run}" if run else "")
+        raise fail(f"interrupted at step {summary['steps']}; checkpoint saved to {summary['checkpoint']}; "
+                   f"resume with: {resume_cmd}", 130)
+
+
+@app.command()
+@handle_errors
+def recommend(
+    user: Annotated[Optional[str], typer.Option("--user", "-u", help="External id of the user to recommend for.", show_default=False)] = None,
+    history: Annotated[Optional[str], typer.Option("--history", help="Comma-separated item ids: recommend for a history not in the data.", show_default=False)] = None,
+    k: Annotated[int, typer.Option("-k", help="How many items to recommend.")] = 10,
+    config: ConfigOpt = None,
+    run: RunOpt = None,
+    checkpoint: CheckpointOpt = None,
+    include_seen: Annotated[bool, typer.Option("--include-seen", help="Allow items the user already played.")] = False,
+    all_users: Annotated[bool, typer.Option("--all-users", help="Recommend for every user; needs --output.")] = False,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="With --all-users: write FILE.parquet or FILE.csv.", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --output file.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recommend the next items for a user (or a given history, or every user) from a trained run."""
+    from whatnext import engine
+
+    result = engine.recommend(
+        config, user=user, history=history.split(",") if history is not None else None, k=k, run=run,
+        checkpoint=checkpoint, include_seen=include_seen, all_users=all_users, output=output, force=force,
+    )
+    if as_json:
+        print_json(result)
+        return
+    from whatnext.render import render_recommendations
+
+    render_recommendations(_console(), result)
+
+
+checkpoints_app = typer.Typer(help="List, show and prune the checkpoints of training runs.", no_args_is_help=True)
+app.add_typer(checkpoints_app, name="checkpoints")
+
+
+@checkpoints_app.command("list")
+@handle_errors
+def checkpoints_list(config: ConfigOpt = None, run: RunOpt = None, as_json: JsonOpt = False) -> None:
+    """Runs and their checkpoints: step, time, validation metrics, size, best/latest."""
+    from whatnext import engine
+
+    result = engine.list_checkpoints(config, run=run)
+    if as_json:
+        print_json(result)
+        return
+    from whatnext.render import render_checkpoints
+
+    render_checkpoints(_console(), result)
+
+
+@checkpoints_app.command("show")
+@handle_errors
+def checkpoints_show(config: ConfigOpt = None, run: RunOpt = None, checkpoint: CheckpointOpt = None,
+                     as_json: JsonOpt = False) -> None:
+    """One checkpoint's step, algorithm, model arguments, metrics and config (default: the run's best)."""
+    from whatnext import engine
+
+    result = engine.show_checkpoint(config, run=run, checkpoint=checkpoint)
+    if as_json:
+        print_json(result)
+        return
+    from whatnext.render import render_mapping
+
+    render_mapping(_console(), f"Checkpoint {result['path']}", {k: v for k, v in result.items() if k != "config"})
+
+
+@checkpoints_app.command("prune")
+@handle_errors
+def checkpoints_prune(
+    config: ConfigOpt = None, run: RunOpt = None,
+    keep: Annotated[Optional[int], typer.Option("--keep", help="Checkpoints to keep (default: train.keep_last); best and latest always stay.", show_default=False)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete all but the newest N checkpoints of a run, keeping best and latest."""
+    from whatnext import engine
+
+    result = engine.prune_checkpoints(config, run=run, keep=keep)
+    if as_json:
+        print_json(result)
+        return
+    _console().print(f"removed {len(result['removed'])} checkpoints from run {result['run']}; {result['kept']} left")
+
+
+@app.command("run")
+@handle_errors
+def run_cmd(
+    config: ConfigOpt = None,
+    k: Annotated[int, typer.Option("-k", help="Inference: items per user.")] = 10,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """What the original main.py did: train when the config says 'train, yes', else recommend (inference)."""
+    from whatnext import engine
+    from whatnext.render import TrainProgress
+
+    con = _console(stderr=as_json)
+    with _Interrupt() as interrupt:
+        progress = TrainProgress(con, plain=quiet or as_json or not con.is_terminal, interrupt=interrupt)
+        result = engine.run_legacy(config, k=k, callback=progress)
+    if as_json:
+        print_json(result)
+    elif result["mode"] == "train":
+        progress.summary(result)
+    else:
+        from whatnext.render import render_mapping
+
+        render_mapping(con, f"Recommendations (model {result['model']})",
+                       {u: ", ".join(items) for u, items in result["recommendations"].items()})
+    if result.get("status") == "interrupted":
+        raise fail(f"interrupted at step {result['steps']}; resume with: whatnext train --resume", 130)
 
 
 def main() -> None:

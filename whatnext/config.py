@@ -61,7 +61,8 @@ class ModelConfig:
     num_layers: int = _f(1, "stacked LSTM layers")
     dropout: float = _f(0.0, "dropout between LSTM layers and before the output head")
     window: int = _f(20, "how many recent items of a history the models read")
-    embedding_dim: int = _f(32, "size of learned item embeddings when the data has no features")
+    item_embedding: str = _f("auto", "item vectors: features, learned, both, or auto (features when the data has them, else learned)")
+    embedding_dim: int = _f(64, "size of the learned item embedding (item_embedding = learned or both)")
 
 
 @dataclass
@@ -69,6 +70,8 @@ class TrainConfig:
     """The training loop."""
 
     enabled: bool = _f(True, "legacy 'train' key: yes = train, no = inference only (used by 'whatnext run')")
+    algorithm: str = _f("hybrid", "training algorithm from the registry: original (actor-critic as first designed) or hybrid")
+    rl_weight: float = _f(0.1, "hybrid: weight of the actor-critic loss beside the supervised next-item loss")
     epochs: int = _f(3, "passes over all training positions")
     samples: int = _f(0, "legacy 'epochs' key: total training samples to run; 0 = use epochs instead")
     batch_size: int = _f(256, "training positions per step")
@@ -80,6 +83,7 @@ class TrainConfig:
     checkpoint_every: int = _f(200, "save a checkpoint every this many steps (and at the end)")
     keep_last: int = _f(3, "periodic checkpoints kept per run (best is always kept)")
     grad_clip: float = _f(1.0, "clip gradient norm to this value; 0 = no clipping")
+    threads: int = _f(1, "torch CPU threads; 0 = torch's default (small LSTMs run fastest and reproducibly on 1)")
     rewards: dict[str, float] = _f({"diversity": 1.0, "next_item": 1.0}, "reward name -> weight; the reward is the weighted sum")
 
 
@@ -115,6 +119,8 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("data", "format"): ("auto", "parquet", "csv", "movielens", "pickle"),
     ("data", "header"): ("auto", "yes", "no"),
     ("eval", "split"): ("valid", "test"),
+    ("model", "item_embedding"): ("auto", "features", "learned", "both"),
+    ("train", "algorithm"): ("original", "hybrid"),
 }
 
 #: Known model names; the model registry in models.py must agree (a test checks it).
@@ -141,7 +147,11 @@ class Config:
 
     def resolve(self, path: str) -> Path:
         """Resolve a path from the config against :attr:`base_dir` (absolute paths stay)."""
-        p = Path(path).expanduser()
+        p = Path(path)
+        try:
+            p = p.expanduser()
+        except RuntimeError:  # '~name/...' for a user that does not exist: keep the path as written
+            pass
         return p if p.is_absolute() else self.base_dir / p
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -219,6 +229,12 @@ def did_you_mean(name: str, options: typing.Iterable[str]) -> str:
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
+def shown(text: object) -> str:
+    """``text`` as it may appear in a one-line message: line breaks and other control characters escaped."""
+    s = str(text)
+    return s if s.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
+
+
 def _where(file: Path | None, line: int | None) -> str:
     if file is None:
         return "config"
@@ -237,11 +253,13 @@ def set_value(
     """Validate ``value`` for ``section.key`` and store it in ``cfg``; ConfigError if it does not fit."""
     where = _where(file, line)
     if section not in SECTIONS:
-        raise ConfigError(f"{where}: unknown section [{section}]{did_you_mean(section, SECTIONS)}; expected one of {', '.join(SECTIONS)}")
+        raise ConfigError(
+            f"{where}: unknown section [{shown(section)}]{did_you_mean(section, SECTIONS)}; expected one of {', '.join(SECTIONS)}"
+        )
     hints = _hints(SECTIONS[section])
     if key not in hints:
         raise ConfigError(
-            f"{where}: unknown key '{section}.{key}'{did_you_mean(key, hints) or did_you_mean(f'{section}.{key}', known_keys())}; "
+            f"{where}: unknown key '{section}.{shown(key)}'{did_you_mean(key, hints) or did_you_mean(f'{section}.{key}', known_keys())}; "
             f"see 'whatnext init' for every key"
         )
     try:
@@ -258,6 +276,7 @@ _POSITIVE_INT = {
     ("train", "epochs"): 0, ("train", "samples"): 0, ("train", "batch_size"): 1,
     ("model", "hidden_size"): 1, ("model", "num_layers"): 1, ("model", "window"): 1,
     ("model", "embedding_dim"): 1, ("train", "checkpoint_every"): 1, ("train", "keep_last"): 1,
+    ("train", "threads"): 0,
 }
 
 
@@ -274,7 +293,7 @@ def _check_value(section: str, key: str, value: Any, where: str) -> None:
         raise ConfigError(f"{where}: key '{section}.{key}' is {value}, expected an integer >= {_POSITIVE_INT[(section, key)]}")
     if section == "train" and key in ("actor_lr", "critic_lr") and not value > 0:
         raise ConfigError(f"{where}: key 'train.{key}' is {value}, expected a number > 0")
-    if section == "train" and key in ("noise", "relax", "grad_clip") and not value >= 0:
+    if section == "train" and key in ("noise", "relax", "grad_clip", "rl_weight") and not value >= 0:
         raise ConfigError(f"{where}: key 'train.{key}' is {value}, expected a number >= 0")
     if (section, key) == ("model", "dropout") and not 0 <= value < 1:
         raise ConfigError(f"{where}: key 'model.dropout' is {value}, expected a number in [0, 1)")
@@ -330,8 +349,8 @@ def is_toml_file(path: Path, text: str) -> bool:
 
 
 def _toml_line(text: str, section: str, key: str | None) -> int | None:
-    """Best-effort line number of ``[section]`` / ``key`` in TOML text (tomllib gives none)."""
-    in_section = False
+    """Best-effort line number of ``[section]`` / ``key`` in TOML text (tomllib gives none); section "" is the top level."""
+    in_section = section == ""
     for n, line in enumerate(text.splitlines(), 1):
         s = line.strip()
         if s.startswith("["):
@@ -353,16 +372,30 @@ def parse_toml(text: str, path: Path) -> Config:
         if "Cannot overwrite a value" in msg or "Cannot declare" in msg:
             msg += " (a key or section given twice)"
         m = re.search(r"line (\d+)", msg)
-        raise ConfigError(f"{path}{':' + m.group(1) if m else ''}: invalid TOML: {msg}") from None
+        if not m:
+            raise ConfigError(f"{path}: invalid TOML: {msg}") from None
+        n = int(m.group(1))
+        lines = text.split("\n")  # tomllib counts lines by '\n'
+        reads = shown(lines[n - 1].strip())[:80] if 0 < n <= len(lines) else ""
+        raise ConfigError(f"{path}:{n}: invalid TOML: {msg}; the line reads '{reads}'") from None
     cfg = Config(source=path)
     for section, values in doc.items():
+        if section in SECTIONS and not isinstance(values, dict):
+            line = _toml_line(text, "", section)
+            raise ConfigError(f"{_where(path, line)}: '{section}' must be a [{section}] section, found a plain value")
+        if not isinstance(values, dict):  # a key above the first [section]
+            bare = {k.split(".", 1)[1]: k for k in known_keys()}
+            match = difflib.get_close_matches(section, list(bare), n=1, cutoff=0.5)
+            hint = f" (did you mean '{bare[match[0]]}', i.e. {match[0]} under [{bare[match[0]].split('.')[0]}]?)" if match else ""
+            raise ConfigError(
+                f"{_where(path, _toml_line(text, '', section))}: key '{shown(section)}' is outside any [section]{hint}; "
+                f"every key belongs to one of {', '.join(f'[{x}]' for x in SECTIONS)}"
+            )
         if section not in SECTIONS:
             raise ConfigError(
-                f"{path}:{_toml_line(text, section, None) or ''}: unknown section [{section}]"
-                f"{did_you_mean(section, SECTIONS)}; expected one of {', '.join(SECTIONS)}".replace(":: ", ": ")
+                f"{_where(path, _toml_line(text, section, None))}: unknown section [{shown(section)}]"
+                f"{did_you_mean(section, SECTIONS)}; expected one of {', '.join(SECTIONS)}"
             )
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: '{section}' must be a [{section}] section, found a plain value")
         for key, value in values.items():
             set_value(cfg, section, key, value, file=path, line=_toml_line(text, section, key))
     return cfg
@@ -405,10 +438,17 @@ def check_data_paths(cfg: Config) -> None:
     """ConfigError if a configured data file does not exist."""
     for key in ("path", "items_path"):
         value = getattr(cfg.data, key)
-        if value and not cfg.resolve(value).exists():
+        if not value:
+            continue
+        target = cfg.resolve(value)
+        try:
+            problem = None if target.exists() else "which does not exist"
+        except (OSError, ValueError) as e:  # a name too long, a NUL byte, ...
+            problem = f"which cannot be used as a path ({getattr(e, 'strerror', None) or e})"
+        if problem:
             where = _where(cfg.source, _line_of_key(cfg, "data", key))
             raise ConfigError(
-                f"{where}: key 'data.{key}' names {cfg.resolve(value)}, which does not exist; "
+                f"{where}: key 'data.{key}' names {shown(target)}, {problem}; "
                 f"fix the path (relative paths start at the config file's folder)"
             )
 

@@ -96,3 +96,236 @@ def inspect_data(config: str | Path | None = None, data: str | Path | None = Non
     cfg = config_for(config, overrides)
     ds = load_dataset(cfg, lenient=True)
     return describe(ds)
+
+
+# ---------------------------------------------------------------- training
+
+
+def train(config: str | Path | None = None, overrides: dict[str, Any] | None = None, *, resume: bool = False,
+          callback: Any = None) -> dict[str, Any]:
+    """Train a run (``models_dir/run``) as the config says; see :func:`whatnext.environment.train`.
+
+    ``callback`` is a :class:`whatnext.callbacks.Callback` (progress, early stop, Ctrl-C).
+    Validation NDCG@10 at each checkpoint picks the ``best`` checkpoint.
+    """
+    from whatnext.data import load_dataset
+    from whatnext.environment import train as train_loop
+
+    cfg = config_for(config, overrides)
+    ds = load_dataset(cfg)
+    summary = train_loop(cfg, ds, resume=resume, callback=callback, evaluator=_validator(cfg, ds))
+    summary["config"] = str(cfg.source) if cfg.source else None
+    return summary
+
+
+def _validator(cfg: Config, ds: Any) -> Any:
+    from whatnext.evaluate import evaluate
+
+    def run(agent: Any) -> dict[str, float]:
+        agent.ready()
+        res = evaluate(agent, ds, split="valid", ks=tuple(cfg.eval.ks), include_seen=cfg.eval.include_seen)
+        return {k: float(v) for k, v in res.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+    return run
+
+
+def load_agent(cfg: Config, ds: Any, run: str | None = None, checkpoint: str | Path | None = None) -> tuple[Any, Path]:
+    """The trained agent of a run's best (else latest) checkpoint, or of an explicit checkpoint file."""
+    from whatnext import checkpoints
+    from whatnext.environment import agent_from_payload
+
+    pt = checkpoints.resolve(cfg.resolve(cfg.paths.models_dir), run or cfg.paths.run, checkpoint)
+    payload = checkpoints.load(pt)
+    return agent_from_payload(cfg, ds, payload), pt
+
+
+# ---------------------------------------------------------------- recommending
+
+
+def recommend(config: str | Path | None = None, overrides: dict[str, Any] | None = None, *,
+              user: str | None = None, history: list[str] | None = None, k: int = 10,
+              run: str | None = None, checkpoint: str | Path | None = None, include_seen: bool = False,
+              all_users: bool = False, output: str | Path | None = None, force: bool = False) -> dict[str, Any]:
+    """Top-k recommendations for one user, a cold history of external item ids, or every user.
+
+    Already played items are excluded unless ``include_seen``. With ``all_users`` the result
+    is written to ``output`` (.parquet or .csv) and a summary returned.
+    """
+    import numpy as np
+
+    from whatnext.data import load_dataset
+    from whatnext.errors import ConfigError, NotFoundError
+
+    if sum(x is not None and x is not False for x in (user, history, all_users or None)) != 1:
+        raise ConfigError("recommend needs exactly one of --user ID, --history ID,ID,... or --all-users")
+    if all_users and output is None:
+        raise ConfigError("--all-users needs --output FILE.parquet or FILE.csv")
+    out_path = Path(output) if output is not None else None
+    if out_path is not None:
+        if out_path.suffix.lower() not in (".parquet", ".csv"):
+            raise ConfigError(f"--output {out_path}: expected a .parquet or .csv file name")
+        if out_path.exists() and not force:
+            raise OutputExistsError(f"{out_path}: already exists, not overwritten; pass --force to replace it")
+    if k < 1:
+        raise ConfigError(f"-k is {k}, expected an integer >= 1")
+    cfg = config_for(config, overrides)
+    ds = load_dataset(cfg)
+    cat, h = ds.catalogue, ds.histories
+    if k > len(cat):
+        raise ConfigError(f"-k is {k} but the catalogue has only {len(cat)} items; ask for at most {len(cat)}")
+    agent, pt = load_agent(cfg, ds, run, checkpoint)
+    if all_users:
+        users = np.arange(len(h))
+        hists = [h.of(int(u)) for u in users]
+        idx, dist = agent.recommend_with_distances(hists, k, None if include_seen else hists)
+        return _write_all(out_path, h.user_ids, cat.ids, idx, dist, force) | {"checkpoint": str(pt), "k": k}
+    if user is not None:
+        u = int(h.user_index([user])[0])
+        if u < 0:
+            sample = ", ".join(h.user_ids[:5].tolist())
+            raise NotFoundError(f"unknown user {user!r} in {ds.source} (users look like: {sample}); "
+                                f"'whatnext inspect-data --json' describes the data")
+        hist = h.of(u)
+    else:
+        assert history is not None
+        ids = [x.strip() for x in history if x.strip()]
+        if not ids:
+            raise ConfigError("--history is empty; give item ids separated by commas")
+        found = cat.index_of(ids)
+        if (found < 0).any():
+            bad = ids[int(np.flatnonzero(found < 0)[0])]
+            raise NotFoundError(f"unknown item {bad!r} in --history ({int((found < 0).sum())} unknown); use item ids from {ds.source}")
+        hist = found
+    idx, dist = agent.recommend_with_distances([hist], k, None if include_seen else [hist])
+    keep = idx[0] >= 0
+    items = idx[0][keep]
+    attrs = cat.original_units(items)
+    rows = []
+    for rank, (i, d) in enumerate(zip(items.tolist(), dist[0][keep].tolist()), 1):
+        row: dict[str, Any] = {"rank": rank, "item_id": str(cat.ids[i]), "distance": float(d)}
+        for col in cat.display.columns:
+            row[col] = str(cat.display.iloc[i][col])
+        row["attributes"] = {n: float(v) for n, v in zip(cat.feature_names, attrs[rank - 1])}
+        rows.append(row)
+    return {
+        "user": user, "history_length": int(len(hist)), "history": [str(cat.ids[i]) for i in hist[-5:]],
+        "k": k, "include_seen": include_seen, "checkpoint": str(pt), "recommendations": rows,
+    }
+
+
+def _write_all(path: Path | None, user_ids: Any, item_ids: Any, idx: Any, dist: Any, force: bool) -> dict[str, Any]:
+    import numpy as np
+    import pandas as pd
+
+    assert path is not None
+    n, k = idx.shape
+    keep = (idx >= 0).ravel()
+    df = pd.DataFrame({
+        "user_id": np.repeat(user_ids, k)[keep], "rank": np.tile(np.arange(1, k + 1), n)[keep],
+        "item_id": item_ids[np.maximum(idx, 0)].ravel()[keep], "distance": dist.ravel()[keep],
+    })
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix.lower() == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise WhatnextError(f"{path}: cannot write ({e.strerror})") from None
+    return {"output": str(path), "users": n, "rows": len(df)}
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def list_checkpoints(config: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                     run: str | None = None) -> dict[str, Any]:
+    """Runs under models_dir (or one run) and their checkpoints with step, time, metrics, size."""
+    from whatnext import checkpoints
+
+    cfg = config_for(config, overrides, check_paths=False)
+    models_dir = cfg.resolve(cfg.paths.models_dir)
+    runs = [models_dir / run] if run else sorted(p for p in models_dir.glob("*") if p.is_dir()) if models_dir.exists() else []
+    out = []
+    for rd in runs:
+        if not rd.is_dir():
+            from whatnext.errors import NotFoundError
+
+            raise NotFoundError(f"no run {rd.name!r} in {models_dir}; 'whatnext checkpoints list' shows the runs")
+        best, latest = checkpoints.marker(rd, "best"), checkpoints.marker(rd, "latest")
+        cks = []
+        for c in checkpoints.listing(rd):
+            d = c.as_dict()
+            d["best"], d["latest"] = c.path == best, c.path == latest
+            cks.append(d)
+        out.append({"run": rd.name, "path": str(rd), "checkpoints": cks})
+    return {"models_dir": str(models_dir), "runs": out}
+
+
+def show_checkpoint(config: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                    run: str | None = None, checkpoint: str | Path | None = None) -> dict[str, Any]:
+    """One checkpoint's metadata: step, algorithm, model arguments, metrics, config, fingerprint."""
+    from whatnext import checkpoints
+
+    cfg = config_for(config, overrides, check_paths=False)
+    pt = checkpoints.resolve(cfg.resolve(cfg.paths.models_dir), run or cfg.paths.run, checkpoint)
+    p = checkpoints.load(pt)
+    return {
+        "path": str(pt), "step": p["step"], "epoch": p.get("epoch"), "algorithm": p.get("algorithm"),
+        "model_name": p.get("model_name"), "model_args": p.get("model_args"), "fingerprint": p.get("fingerprint"),
+        "metrics": p.get("metrics"), "best_metric": p.get("best_metric"), "config": p.get("config"),
+        "size": pt.stat().st_size,
+    }
+
+
+def prune_checkpoints(config: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                      run: str | None = None, keep: int | None = None) -> dict[str, Any]:
+    """Delete all but the newest ``keep`` checkpoints of a run (``best`` and ``latest`` stay)."""
+    from whatnext import checkpoints
+    from whatnext.errors import ConfigError, NotFoundError
+
+    cfg = config_for(config, overrides, check_paths=False)
+    keep = cfg.train.keep_last if keep is None else keep
+    if keep < 1:
+        raise ConfigError(f"--keep is {keep}, expected an integer >= 1")
+    rd = cfg.resolve(cfg.paths.models_dir) / (run or cfg.paths.run)
+    if not rd.is_dir():
+        raise NotFoundError(f"no run folder {rd}; 'whatnext checkpoints list' shows the runs")
+    removed = checkpoints.prune(rd, keep)
+    return {"run": rd.name, "removed": [str(p) for p in removed], "kept": len(checkpoints.listing(rd))}
+
+
+# ---------------------------------------------------------------- the original main.py
+
+
+def run_legacy(config: str | Path | None = None, overrides: dict[str, Any] | None = None, *, k: int = 10,
+               users: int = 5, callback: Any = None) -> dict[str, Any]:
+    """What the original main.py did: train when ``train`` is yes, else the inference cycle.
+
+    Inference reads actor and critic from model_agent_path / model_critic_path when set
+    (else the run's best checkpoint) and recommends for ``users`` random users.
+    """
+    import numpy as np
+
+    from whatnext.data import load_dataset
+    from whatnext.environment import load_legacy
+
+    cfg = config_for(config, overrides)
+    if cfg.train.enabled:
+        return {"mode": "train", **train(config, overrides, callback=callback)}
+    ds = load_dataset(cfg)
+    if cfg.paths.model_agent_path or cfg.paths.model_critic_path:
+        agent, source = load_legacy(cfg, ds), cfg.paths.model_agent_path
+    else:
+        agent, pt = load_agent(cfg, ds)
+        source = str(pt)
+    h = ds.histories
+    rng = np.random.default_rng(cfg.train.seed)
+    chosen = rng.choice(len(h), size=min(users, len(h)), replace=False)
+    hists = [h.of(int(u)) for u in chosen]
+    idx = agent.recommend(hists, k, hists)
+    recs = {str(h.user_ids[u]): [str(ds.catalogue.ids[i]) for i in row if i >= 0] for u, row in zip(chosen, idx)}
+    return {"mode": "inference", "model": source, "k": k, "recommendations": recs}

@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from whatnext.callbacks import Callback
+
 
 def _num(x: Any, digits: int = 4) -> str:
     if isinstance(x, float):
@@ -50,3 +52,125 @@ def render_inspect(con: Console, r: dict[str, Any]) -> None:
         if any(row["missing"] for row in r["features"]):
             con.print("[yellow]warning:[/] missing or infinite feature values were replaced by the mean here; "
                       "training refuses such data: fill or drop them first")
+
+
+def render_mapping(con: Console, title: str, mapping: dict[str, Any]) -> None:
+    """A two-column table of a flat mapping."""
+    t = Table(title=title, show_header=False)
+    t.add_column("key", style="bold")
+    t.add_column("value")
+    for k, v in mapping.items():
+        if isinstance(v, dict):
+            v = ", ".join(f"{a}={_num(b)}" for a, b in v.items())
+        t.add_row(str(k), _num(v))
+    con.print(t)
+
+
+def render_recommendations(con: Console, r: dict[str, Any]) -> None:
+    """Recommendations: rank, item id, title/artist, distance, attributes in original units."""
+    if "output" in r:
+        con.print(f"wrote top-{r['k']} for {r['users']} users ({r['rows']} rows) to {r['output']}")
+        return
+    who = f"user {r['user']}" if r["user"] is not None else "the given history"
+    t = Table(title=f"Top {r['k']} for {who} (history {r['history_length']} items; "
+                    f"{'played items allowed' if r['include_seen'] else 'played items excluded'})")
+    recs = r["recommendations"]
+    display = [c for c in ("title", "artist") if recs and c in recs[0]]
+    attrs = list(recs[0]["attributes"]) if recs else []
+    for col in ["rank", "item", *display, "distance", *attrs]:
+        t.add_column(col, justify="right" if col in ("rank", "distance") or col in attrs else "left")
+    for row in recs:
+        t.add_row(str(row["rank"]), row["item_id"], *[row[c] for c in display], f"{row['distance']:.3f}",
+                  *[f"{row['attributes'][a]:.3g}" for a in attrs])
+    con.print(t)
+    con.print(f"[dim]recent history: {', '.join(r['history'])} · checkpoint {r['checkpoint']}[/]")
+
+
+def render_checkpoints(con: Console, r: dict[str, Any]) -> None:
+    """Runs and checkpoints."""
+    import datetime as dt
+
+    if not r["runs"]:
+        con.print(f"no runs in {r['models_dir']}; train one with 'whatnext train'")
+    for run in r["runs"]:
+        t = Table(title=f"Run {run['run']} ({run['path']})")
+        for col in ("step", "saved", "valid ndcg@10", "valid hr@10", "size", "marker"):
+            t.add_column(col)
+        for c in run["checkpoints"]:
+            m = c["metrics"]
+            marks = ", ".join(x for x in ("best", "latest") if c[x])
+            t.add_row(str(c["step"]), dt.datetime.fromtimestamp(c["time"]).strftime("%Y-%m-%d %H:%M:%S"),
+                      _num(m.get("eval/ndcg@10", "-")), _num(m.get("eval/hr@10", "-")),
+                      f"{c['size'] / 1e6:.2f} MB", marks)
+        con.print(t)
+
+
+class TrainProgress(Callback):
+    """The CLI's training callback: a rich progress bar (or plain lines), Ctrl-C -> stop and save."""
+
+    def __init__(self, con: Console, plain: bool, interrupt: Any = None) -> None:
+        self.con, self.plain, self.interrupt = con, plain, interrupt
+        self.progress: Any = None
+        self.task: Any = None
+        self.total = 0
+        self.every = 1
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        for w in info.get("warnings", []):
+            self.con.print(f"[yellow]warning:[/] {w}")
+        self.total = info["total_steps"]
+        self.every = max(1, self.total // 20)
+        msg = (f"training {info['algorithm']} in {info['run_dir']}: steps {info['start_step']}..{self.total} "
+               f"({info['steps_per_epoch']} a epoch, {info['positions']} positions)")
+        if self.plain:
+            self.con.print(msg)
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.con.print(msg)
+        self.progress = Progress(TextColumn("epoch {task.fields[epoch]:.2f}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), console=self.con)
+        self.task = self.progress.add_task("train", total=self.total, completed=info["start_step"], epoch=0.0, stats="")
+        self.progress.start()
+
+    def _stats(self, m: dict[str, float]) -> str:
+        parts = []
+        for key, label in (("train/actor_loss", "actor"), ("train/critic_loss", "critic"), ("train/ce_loss", "ce"),
+                           ("train/reward", "reward"), ("train/samples_per_s", "samples/s")):
+            if key in m:
+                parts.append(f"{label} {m[key]:.4g}" if label != "samples/s" else f"{m[key]:.0f} samples/s")
+        return " · ".join(parts)
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> bool:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step, epoch=metrics.get("train/epoch", 0.0), stats=self._stats(metrics))
+        elif step % self.every == 0 or step == self.total:
+            self.con.print(f"step {step}/{self.total} epoch {metrics.get('train/epoch', 0):.2f} {self._stats(metrics)}")
+        return bool(self.interrupt is not None and self.interrupt.hit)
+
+    def on_eval(self, step: int, metrics: dict[str, float]) -> None:
+        text = ", ".join(f"{k.split('/')[-1]} {v:.4f}" for k, v in metrics.items() if "@10" in k)
+        if self.progress is not None:
+            self.progress.console.print(f"step {step}: validation {text}")
+        else:
+            self.con.print(f"step {step}: validation {text}")
+
+    def on_checkpoint(self, step: int, path: Any) -> None:
+        if self.plain:
+            self.con.print(f"step {step}: checkpoint {path}")
+
+    def on_end(self, summary: dict[str, Any]) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def summary(self, s: dict[str, Any]) -> None:
+        """The end-of-training table."""
+        m = s.get("metrics", {})
+        rows = {
+            "status": s["status"], "steps": f"{s['steps']} (from {s['start_step']})", "seconds": f"{s['seconds']:.1f}",
+            "checkpoint": s["checkpoint"], "best valid ndcg@10": s.get("best_metric"),
+        }
+        rows.update({k: v for k, v in m.items() if k.startswith("train/") and k != "train/epoch"})
+        render_mapping(self.con, "Training summary", rows)
+        self.con.print("next: whatnext recommend --user ID" + ("" if not s.get("config") else f" --config {s['config']}"))

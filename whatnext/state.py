@@ -25,14 +25,16 @@ class State:
         self.catalogue = dataset.catalogue
         self.histories = dataset.histories
         if embeddings is None:
-            if self.catalogue.features is None:
-                raise DataError(
-                    f"{dataset.source}: items have no feature columns; State needs embeddings "
-                    f"(set data.items_path or data.feature_cols, or use learned embeddings)"
-                )
-            embeddings = self.catalogue.features
+            # a catalogue without features gets placeholder vectors until learned ones are set
+            embeddings = self.catalogue.features if self.catalogue.features is not None \
+                else np.zeros((len(self.catalogue), 1), np.float32)
         self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         self.index: NeighbourIndex = index if index is not None else ExactIndex(self.embeddings)
+
+    def set_embeddings(self, embeddings: np.ndarray) -> None:
+        """Replace the item vectors (e.g. learned ones after a training step) and rebuild the index."""
+        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        self.index = ExactIndex(self.embeddings)
 
     # -- the original two methods -------------------------------------------------
 

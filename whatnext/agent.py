@@ -1,0 +1,296 @@
+"""The original Agent: owns the actor and the critic; ``wake`` for training, ``ready`` for
+inference, ``predict`` proto-actions, ``propagate`` one learning step, ``recommend`` items.
+
+Training algorithms are entries of :data:`ALGORITHMS` (``train.algorithm``):
+
+- ``original``: the first design, batched. The actor predicts a proto-action for the window
+  before a training position; Gaussian noise explores; State.produce picks a song near it;
+  the reward scores that song; the critic regresses the reward from (history, song); the
+  actor follows the deterministic policy gradient through the critic on its own proto-action.
+- ``hybrid``: the same actor-critic on the last step of each window, plus a supervised
+  next-item loss at *every* step of the window (a softmax over negative squared distances
+  between the proto-action and every item vector), in the spirit of SQN (Xin et al., SIGIR
+  2020). Training runs over whole sequences, one output per step, which is far cheaper than
+  one prefix at a time and ties the proto-action to what users actually played next.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from whatnext import models, rewards
+from whatnext.config import Config
+from whatnext.data import PAD, Dataset
+from whatnext.state import State
+
+
+@dataclass
+class Batch:
+    """Windows of training sequences: ``inputs[b, j]`` is followed by ``targets[b, j]``."""
+
+    inputs: np.ndarray  # (B, W) item indices, PAD on the right
+    targets: np.ndarray  # (B, W) next items, PAD where inputs are PAD
+    lengths: np.ndarray  # (B,)
+    users: np.ndarray  # (B,)
+
+    @property
+    def last_target(self) -> np.ndarray:
+        """The item played right after each whole window."""
+        return self.targets[np.arange(len(self.lengths)), self.lengths - 1]
+
+
+def make_batch(dataset: Dataset, positions: np.ndarray, window: int) -> Batch:
+    """The windows ending just before flat target positions ``positions``."""
+    h = dataset.histories
+    users = np.searchsorted(h.offsets, positions, side="right") - 1
+    lengths = np.minimum(window, positions - h.offsets[users])
+    idx = (positions - lengths)[:, None] + np.arange(window)[None, :]
+    valid = np.arange(window)[None, :] < lengths[:, None]
+    top = len(h.items) - 1
+    inputs = np.where(valid, h.items[np.minimum(idx, top)], PAD)
+    targets = np.where(valid, h.items[np.minimum(idx + 1, top)], PAD)
+    return Batch(inputs, targets, lengths, users)
+
+
+def model_args(cfg: Config, dataset: Dataset) -> dict[str, Any]:
+    """Primitive constructor arguments of actor and critic for this config and catalogue."""
+    mode = cfg.model.item_embedding
+    has = dataset.catalogue.has_features
+    if mode == "auto":
+        mode = "features" if has else "learned"
+    if mode in ("features", "both") and not has:
+        from whatnext.errors import ConfigError
+
+        raise ConfigError(
+            f"model.item_embedding is {cfg.model.item_embedding!r} but {dataset.source} has no item features; "
+            f"use 'learned' or 'auto', or give data.items_path"
+        )
+    feature_dim = len(dataset.catalogue.feature_names) if mode in ("features", "both") else 0
+    learned_dim = cfg.model.embedding_dim if mode in ("learned", "both") else 0
+    return {
+        "n_items": len(dataset.catalogue), "feature_dim": feature_dim, "learned_dim": learned_dim,
+        "hidden_size": cfg.model.hidden_size, "num_layers": cfg.model.num_layers, "dropout": cfg.model.dropout,
+    }
+
+
+class Agent:
+    """Actor + critic + optimisers over one State; implements ``recommend(histories, k)``."""
+
+    name = "agent"
+
+    def __init__(self, state: State, cfg: Config, args: dict[str, Any] | None = None) -> None:
+        self.state, self.cfg = state, cfg
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        self.args = args or model_args(cfg, state.dataset)
+        self.actor, self.critic = models.build(cfg.model.name, self.args)
+        if self.args["feature_dim"]:
+            feats = torch.from_numpy(state.catalogue.features)
+            self.actor.items.set_features(feats)
+            self.critic.items.set_features(feats)
+        self.actor_opt: torch.optim.Optimizer | None = None
+        self.critic_opt: torch.optim.Optimizer | None = None
+        self._vectors: np.ndarray | None = None
+        self.population_sigma: np.ndarray | None = None
+        self.delta = 1.0
+
+    # -- the original life cycle ----------------------------------------------------------
+
+    def wake(self) -> None:
+        """Prepare for training: optimisers and the reward's per-user statistics."""
+        t = self.cfg.train
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=t.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=t.critic_lr)
+        self._refresh_reward_stats()
+
+    def ready(self) -> None:
+        """Prepare for inference: evaluation mode, no optimisers."""
+        self.actor.eval()
+        self.critic.eval()
+        self._vectors = None
+
+    def _refresh_reward_stats(self) -> None:
+        vectors = self.item_vectors()
+        if self.cfg.train.rewards.get("diversity", 0):
+            self.population_sigma = rewards.population_sigma(self.state.histories, vectors)
+        else:
+            self.population_sigma = np.zeros(len(self.state.histories))
+        self.delta = rewards.distance_scale(vectors, seed=self.cfg.train.seed)
+
+    def item_vectors(self) -> np.ndarray:
+        """Every item's vector in the actor's space (cached until the next learning step)."""
+        if self._vectors is None:
+            with torch.no_grad():
+                self._vectors = self.actor.items.all().numpy().astype(np.float32)
+            if self.args["learned_dim"]:
+                self.state.set_embeddings(self._vectors)
+        return self._vectors
+
+    def predict(self, inputs: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Proto-actions (B, dim) for right-padded histories."""
+        self.actor.eval()
+        with torch.no_grad():
+            out = self.actor(torch.from_numpy(inputs), torch.from_numpy(lengths))
+        return out.numpy()
+
+    def propagate(self, batch: Batch, rng: np.random.Generator, gen: torch.Generator) -> dict[str, float]:
+        """One learning step with the configured algorithm; returns namespaced metrics."""
+        metrics = ALGORITHMS[self.cfg.train.algorithm](self, batch, rng, gen)
+        self._vectors = None  # the item table may have moved
+        return metrics
+
+    # -- recommending -------------------------------------------------------------------
+
+    def recommend(self, histories: Sequence[np.ndarray], k: int,
+                  exclude: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """Top-k item indices for each history (nearest items to the proto-action)."""
+        return self.recommend_with_distances(histories, k, exclude)[0]
+
+    def recommend_with_distances(self, histories: Sequence[np.ndarray], k: int,
+                                 exclude: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k indices and distances for each history, in blocks of 1024 histories."""
+        self.item_vectors()
+        window = self.cfg.model.window
+        out_i, out_d = [], []
+        for s in range(0, len(histories), 1024):
+            block = histories[s : s + 1024]
+            inputs, lengths = pad_histories(block, window)
+            proto = self.predict(inputs, lengths)
+            ex = None if exclude is None else exclude[s : s + 1024]
+            i, d = self.state.nearest(proto, k, ex)
+            out_i.append(i)
+            out_d.append(d)
+        if not out_i:
+            return np.zeros((0, k), np.int64), np.zeros((0, k))
+        return np.concatenate(out_i), np.concatenate(out_d)
+
+
+def pad_histories(histories: Sequence[np.ndarray], window: int) -> tuple[np.ndarray, np.ndarray]:
+    """The last ``window`` items of each history, right-padded with PAD, and their lengths (>= 1).
+
+    An empty history becomes a single PAD step (the models then see a zero vector).
+    """
+    n = len(histories)
+    out = np.full((n, window), PAD, dtype=np.int64)
+    lengths = np.fromiter((min(len(h), window) for h in histories), dtype=np.int64, count=n)
+    if lengths.sum():
+        flat = np.concatenate([np.asarray(h, dtype=np.int64)[len(h) - m :] for h, m in zip(histories, lengths)])
+        starts = np.cumsum(lengths) - lengths
+        rows = np.repeat(np.arange(n), lengths)
+        out[rows, np.arange(len(flat)) - starts[rows]] = flat
+    return out, np.maximum(lengths, 1)
+
+
+# ---------------------------------------------------------------- algorithms
+
+
+def _actor_critic(agent: Agent, batch: Batch, proto: torch.Tensor, rng: np.random.Generator,
+                  gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    """The original cycle on one proto-action per window: returns the actor's DPG loss term.
+
+    Noise, produce and reward happen outside autograd; the critic is stepped here.
+    """
+    t = agent.cfg.train
+    inputs, lengths = torch.from_numpy(batch.inputs), torch.from_numpy(batch.lengths)
+    vectors = agent.item_vectors()
+    noisy = proto.detach() + t.noise * torch.randn(proto.shape, generator=gen)
+    produced = np.asarray(agent.state.produce(noisy.numpy(), t.relax, rng))
+    assert agent.population_sigma is not None
+    r_in = rewards.RewardInputs(batch.inputs, batch.lengths, produced, batch.last_target, batch.users,
+                                vectors, agent.population_sigma, agent.delta)
+    reward, parts = rewards.combined(t.rewards, r_in)
+    # critic: regression of the reward of the produced song
+    assert agent.critic_opt is not None
+    agent.critic.train()
+    q = agent.critic(inputs, lengths, torch.from_numpy(vectors[produced]))
+    critic_loss = F.mse_loss(q, torch.from_numpy(reward).float())
+    agent.critic_opt.zero_grad(set_to_none=True)
+    critic_loss.backward()
+    _clip(agent.critic.parameters(), t.grad_clip)
+    agent.critic_opt.step()
+    # actor: maximise critic(history, actor(history)); the critic's own weights are not stepped by it
+    for p in agent.critic.parameters():
+        p.requires_grad_(False)
+    dpg = -agent.critic(inputs, lengths, proto).mean()
+    for p in agent.critic.parameters():
+        p.requires_grad_(True)
+    metrics = {"train/critic_loss": critic_loss.item(), "train/reward": float(reward.mean()),
+               "train/hit": float((produced == batch.last_target).mean()), **parts}
+    return dpg, metrics
+
+
+def _clip(params: Any, max_norm: float) -> None:
+    if max_norm > 0:
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+
+def _step_actor(agent: Agent, loss: torch.Tensor) -> None:
+    assert agent.actor_opt is not None
+    agent.actor_opt.zero_grad(set_to_none=True)
+    loss.backward()
+    _clip(agent.actor.parameters(), agent.cfg.train.grad_clip)
+    agent.actor_opt.step()
+
+
+def train_original(agent: Agent, batch: Batch, rng: np.random.Generator, gen: torch.Generator) -> dict[str, float]:
+    """The original actor-critic step (see the module doc)."""
+    agent.actor.train()
+    proto = agent.actor(torch.from_numpy(batch.inputs), torch.from_numpy(batch.lengths))
+    dpg, metrics = _actor_critic(agent, batch, proto, rng, gen)
+    _step_actor(agent, dpg)
+    return {"train/actor_loss": dpg.item(), **metrics}
+
+
+def train_hybrid(agent: Agent, batch: Batch, rng: np.random.Generator, gen: torch.Generator) -> dict[str, float]:
+    """Supervised next-item loss at every step plus the actor-critic term on the last step."""
+    agent.actor.train()
+    inputs = torch.from_numpy(batch.inputs)
+    protos = agent.actor.sequence(inputs)
+    valid = torch.from_numpy(batch.targets != PAD)
+    logits = agent.actor.logits(protos[valid])
+    ce = F.cross_entropy(logits, torch.from_numpy(batch.targets)[valid])
+    last = protos[torch.arange(len(batch.lengths)), torch.from_numpy(batch.lengths) - 1]
+    metrics: dict[str, float] = {"train/ce_loss": ce.item()}
+    loss = ce
+    if agent.cfg.train.rl_weight > 0:
+        dpg, ac = _actor_critic(agent, batch, last, rng, gen)
+        loss = ce + agent.cfg.train.rl_weight * dpg
+        metrics.update(ac)
+    _step_actor(agent, loss)
+    metrics["train/actor_loss"] = loss.item()
+    return metrics
+
+
+Algorithm = Callable[[Agent, Batch, np.random.Generator, torch.Generator], dict[str, float]]
+
+#: train.algorithm -> (step function); see the module doc. config.CHOICES lists the same names.
+ALGORITHMS: dict[str, Algorithm] = {
+    "original": train_original,
+    "hybrid": train_hybrid,
+}
+
+#: Which training positions an epoch visits: every position (one prefix at a time), or the
+#: ends of consecutive windows (whole sequences, every position a target once).
+POSITIONS: dict[str, str] = {"original": "every", "hybrid": "windows"}
+
+
+def positions_for(dataset: Dataset, algorithm: str, window: int) -> np.ndarray:
+    """Flat target positions an epoch of ``algorithm`` visits (training part only)."""
+    h = dataset.histories
+    pos = h.train_positions()
+    if POSITIONS[algorithm] == "every":
+        return pos
+    users = np.searchsorted(h.offsets, pos, side="right") - 1
+    last = h.offsets[users] + h.train_len[users] - 1
+    return pos[(last - pos) % window == 0]
+
+
+def steps_per_epoch(n_positions: int, batch_size: int) -> int:
+    """Learning steps in one epoch."""
+    return max(1, math.ceil(n_positions / batch_size))

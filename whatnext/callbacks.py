@@ -1,0 +1,100 @@
+"""The training progress protocol: how the loop reports to whoever watches it.
+
+The core never prints. It calls a :class:`Callback`'s hooks; the CLI's callback draws a
+rich progress bar, a notebook's may plot, a test's may stop after n steps. ``on_step``
+returning True asks the loop to stop: it saves a checkpoint and returns cleanly (that is
+how Ctrl-C is handled). Metrics are flat dicts with namespaced keys (``train/critic_loss``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+class Callback:
+    """Base class: every hook does nothing. Override the ones you need."""
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        """Training begins: ``info`` has run_dir, start_step, total_steps, steps_per_epoch."""
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> bool:
+        """After learning step ``step`` (1-based). Return True to stop (a checkpoint is saved)."""
+        return False
+
+    def on_eval(self, step: int, metrics: dict[str, float]) -> None:
+        """After a validation evaluation at ``step``."""
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        """After a checkpoint was written."""
+
+    def on_end(self, summary: dict[str, Any]) -> None:
+        """Training ended (finished, stopped or interrupted): ``summary`` is what train() returns."""
+
+
+class CallbackList(Callback):
+    """Several callbacks as one; stops when any asks to."""
+
+    def __init__(self, callbacks: list[Callback]) -> None:
+        self.callbacks = callbacks
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        for c in self.callbacks:
+            c.on_start(info)
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> bool:
+        return any([c.on_step(step, metrics) for c in self.callbacks])
+
+    def on_eval(self, step: int, metrics: dict[str, float]) -> None:
+        for c in self.callbacks:
+            c.on_eval(step, metrics)
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        for c in self.callbacks:
+            c.on_checkpoint(step, path)
+
+    def on_end(self, summary: dict[str, Any]) -> None:
+        for c in self.callbacks:
+            c.on_end(summary)
+
+
+class JsonlWriter(Callback):
+    """Appends one JSON line per step (and per evaluation) to ``metrics.jsonl``.
+
+    On resume from step s, lines of steps after s (written before a crash) are dropped first,
+    so the file always matches the weights.
+    """
+
+    def __init__(self, path: Path, resume_step: int = 0) -> None:
+        self.path = path
+        if resume_step and path.exists():
+            kept = [ln for ln in path.read_text().splitlines() if _step_of(ln) <= resume_step]
+            path.write_text("".join(ln + "\n" for ln in kept))
+        elif not resume_step:
+            path.unlink(missing_ok=True)
+        self.fh = None
+
+    def _write(self, obj: dict[str, Any]) -> None:
+        if self.fh is None:
+            self.fh = self.path.open("a")
+        self.fh.write(json.dumps(obj) + "\n")
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> bool:
+        self._write({"step": step, **metrics})
+        return False
+
+    def on_eval(self, step: int, metrics: dict[str, float]) -> None:
+        self._write({"step": step, **metrics})
+
+    def on_end(self, summary: dict[str, Any]) -> None:
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return 1 << 62

@@ -1,0 +1,301 @@
+"""The original Environment: ``run_sim`` in training or inference mode, and a Gymnasium-style
+``reset``/``step`` so other RL code can drive the same loop.
+
+Training (:func:`train`): wake the agent, then for each step take a batch of training
+positions (shuffled per epoch from the seed), let the agent propagate, report metrics, and
+save checkpoints at intervals. Every step's randomness comes from (seed, step), so a resumed
+run continues exactly where the interrupted one was. The loop is one function over a
+``step_fn`` so that distributed training can wrap it later.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from whatnext import checkpoints
+from whatnext.agent import Agent, make_batch, positions_for, steps_per_epoch
+from whatnext.callbacks import Callback, CallbackList, JsonlWriter
+from whatnext.config import Config
+from whatnext.data import PAD, Dataset
+from whatnext.errors import CheckpointError, ConfigError, TrainingError
+from whatnext.state import State
+
+log = logging.getLogger(__name__)
+Evaluator = Callable[[Agent], dict[str, float]]
+SELECT_METRIC = "eval/ndcg@10"
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The seed of one learning step's randomness."""
+    return (seed * 1_000_003 + step) % (2**63)
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The shuffled order of training positions in one epoch."""
+    return np.random.default_rng([seed, epoch, 7]).permutation(n)
+
+
+def total_steps(cfg: Config, steps_in_epoch: int) -> int:
+    """Learning steps of the run: legacy ``samples`` (total samples) if set, else epochs."""
+    if cfg.train.samples:
+        return max(1, math.ceil(cfg.train.samples / cfg.train.batch_size))
+    return cfg.train.epochs * steps_in_epoch
+
+
+def checkpoint_payload(agent: Agent, cfg: Config, step: int, epoch: int, metrics: dict[str, float],
+                       best: float | None) -> dict[str, Any]:
+    """Everything a checkpoint holds (tensors and primitives only)."""
+    assert agent.actor_opt is not None and agent.critic_opt is not None
+    return {
+        "step": step, "epoch": epoch, "seed": cfg.train.seed,
+        "actor": agent.actor.state_dict(), "critic": agent.critic.state_dict(),
+        "actor_opt": agent.actor_opt.state_dict(), "critic_opt": agent.critic_opt.state_dict(),
+        "model_name": cfg.model.name, "model_args": dict(agent.args), "algorithm": cfg.train.algorithm,
+        "config": cfg.to_dict(), "fingerprint": agent.state.catalogue.fingerprint(),
+        "metrics": {k: float(v) for k, v in metrics.items()}, "best_metric": best,
+        "torch_rng": torch.get_rng_state(),
+    }
+
+
+def train(cfg: Config, dataset: Dataset, *, resume: bool = False, callback: Callback | None = None,
+          evaluator: Evaluator | None = None) -> dict[str, Any]:
+    """Train actor and critic on ``dataset`` as ``cfg`` says; return a summary dict.
+
+    ``resume`` continues from the run's newest good checkpoint. ``evaluator`` (agent ->
+    validation metrics) runs at every checkpoint and decides the ``best`` marker.
+    """
+    run_dir = cfg.run_dir
+    with checkpoints.RunLock(run_dir):
+        return _train_locked(cfg, dataset, run_dir, resume, callback or Callback(), evaluator)
+
+
+def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, callback: Callback,
+                  evaluator: Evaluator | None) -> dict[str, Any]:
+    t = cfg.train
+    torch.manual_seed(t.seed)  # initial weights
+    state = State(dataset)
+    agent = Agent(state, cfg)
+    agent.wake()
+    positions = positions_for(dataset, t.algorithm, cfg.model.window)
+    if len(positions) == 0:
+        raise TrainingError(f"{dataset.source}: no training positions (every user needs at least 4 events to train on)")
+    spe = steps_per_epoch(len(positions), t.batch_size)
+    total = total_steps(cfg, spe)
+    start, best, warnings = 0, None, []
+    if resume:
+        found = checkpoints.load_latest(run_dir, warnings)
+        if found is None:
+            raise CheckpointError(f"{run_dir}: no checkpoint to resume from; start without --resume")
+        pt, payload = found
+        restore(agent, payload, optimisers=True)
+        start, best = int(payload["step"]), payload.get("best_metric")
+        log.info("resuming from %s at step %d", pt, start)
+    writer = JsonlWriter(run_dir / "metrics.jsonl", resume_step=start)
+    cb = CallbackList([writer, callback])
+    cb.on_start({"run_dir": str(run_dir), "start_step": start, "total_steps": total, "steps_per_epoch": spe,
+                 "positions": len(positions), "warnings": warnings, "algorithm": t.algorithm})
+    order, order_epoch = None, -1
+    metrics: dict[str, float] = {}
+    status, last_pt = "finished", checkpoints.marker(run_dir, "latest") if resume else None
+    t0 = time.perf_counter()
+    step = start
+    while step < total:
+        epoch, i = divmod(step, spe)
+        if epoch != order_epoch:
+            order, order_epoch = epoch_order(t.seed, epoch, len(positions)), epoch
+        assert order is not None
+        batch = make_batch(dataset, positions[order[i * t.batch_size : (i + 1) * t.batch_size]], cfg.model.window)
+        s = step_seed(t.seed, step)
+        torch.manual_seed(s)  # dropout
+        metrics = agent.propagate(batch, np.random.default_rng(s), torch.Generator().manual_seed(s))
+        step += 1
+        bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+        if bad:
+            raise TrainingError(
+                f"step {step}: {bad[0]} is {metrics[bad[0]]}; training stopped and the last good checkpoint "
+                f"({last_pt or 'none yet'}) is kept; lower train.actor_lr / train.critic_lr or set train.grad_clip"
+            )
+        metrics["train/epoch"] = epoch + (i + 1) / spe
+        metrics["train/samples_per_s"] = (step - start) * t.batch_size / max(time.perf_counter() - t0, 1e-9)
+        stop = cb.on_step(step, metrics)
+        if stop or step % t.checkpoint_every == 0 or step == total:
+            best, last_pt = _checkpoint(agent, cfg, run_dir, step, epoch, metrics, best, evaluator, cb)
+        if stop:
+            status = "interrupted"
+            break
+    summary = {
+        "status": status, "run_dir": str(run_dir), "steps": step, "start_step": start, "total_steps": total,
+        "checkpoint": str(last_pt) if last_pt else None, "best_metric": best, "metrics": metrics,
+        "seconds": time.perf_counter() - t0, "warnings": warnings,
+    }
+    cb.on_end(summary)
+    return summary
+
+
+def _checkpoint(agent: Agent, cfg: Config, run_dir: Path, step: int, epoch: int, metrics: dict[str, float],
+                best: float | None, evaluator: Evaluator | None, cb: Callback) -> tuple[float | None, Path]:
+    """Evaluate (if asked), save, move the markers, prune, export the legacy files."""
+    saved = dict(metrics)
+    is_best = evaluator is None
+    if evaluator is not None:
+        ev = evaluator(agent)
+        cb.on_eval(step, ev)
+        saved.update(ev)
+        score = ev.get(SELECT_METRIC)
+        if score is not None and (best is None or score > best):
+            best, is_best = float(score), True
+    pt = checkpoints.save(run_dir, checkpoint_payload(agent, cfg, step, epoch, saved, best))
+    if is_best:
+        checkpoints.set_marker(run_dir, "best", pt)
+    checkpoints.prune(run_dir, cfg.train.keep_last)
+    export_legacy(agent, cfg)
+    cb.on_checkpoint(step, pt)
+    return best, pt
+
+
+def restore(agent: Agent, payload: dict[str, Any], *, optimisers: bool = False) -> None:
+    """Load a checkpoint's weights (and optimiser states) into ``agent``; refuse other data."""
+    fp = agent.state.catalogue.fingerprint()
+    if payload.get("fingerprint") != fp:
+        raise CheckpointError(
+            f"the checkpoint was trained on another catalogue (fingerprint {payload.get('fingerprint')}, the data has {fp}); "
+            f"use the data it was trained on or train a new run"
+        )
+    if payload.get("model_args") != agent.args:
+        raise CheckpointError(
+            f"the checkpoint's model {payload.get('model_args')} differs from the config's {agent.args}; "
+            f"use the same model settings or train a new run"
+        )
+    agent.actor.load_state_dict(payload["actor"])
+    agent.critic.load_state_dict(payload["critic"])
+    if optimisers:
+        assert agent.actor_opt is not None and agent.critic_opt is not None
+        agent.actor_opt.load_state_dict(payload["actor_opt"])
+        agent.critic_opt.load_state_dict(payload["critic_opt"])
+    agent._vectors = None
+
+
+def export_legacy(agent: Agent, cfg: Config) -> None:
+    """Also write actor and critic where the legacy model_agent_path / model_critic_path say."""
+    import io
+
+    for key, module in (("model_agent_path", agent.actor), ("model_critic_path", agent.critic)):
+        target = getattr(cfg.paths, key)
+        if not target:
+            continue
+        path = cfg.resolve(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        torch.save({"format_version": checkpoints.FORMAT_VERSION, "model_name": cfg.model.name,
+                    "model_args": dict(agent.args), "state_dict": module.state_dict(),
+                    "fingerprint": agent.state.catalogue.fingerprint(), "config": cfg.to_dict()}, buf)
+        checkpoints.write_atomic(path, buf.getvalue())
+
+
+def load_legacy(cfg: Config, dataset: Dataset) -> Agent:
+    """Inference mode of the original: read actor and critic from model_agent_path / model_critic_path."""
+    parts = {}
+    for key in ("model_agent_path", "model_critic_path"):
+        target = getattr(cfg.paths, key)
+        if not target:
+            raise ConfigError(f"{cfg.source or 'config'}: 'train, no' needs {key} set to a trained model file")
+        parts[key] = checkpoints.load(cfg.resolve(target), check=False)
+    actor_p, critic_p = parts["model_agent_path"], parts["model_critic_path"]
+    agent = agent_from_payload(cfg, dataset, {**actor_p, "actor": actor_p["state_dict"], "critic": critic_p["state_dict"]})
+    return agent
+
+
+def agent_from_payload(cfg: Config, dataset: Dataset, payload: dict[str, Any]) -> Agent:
+    """An inference-ready Agent rebuilt from a checkpoint (its model section and constructor args)."""
+    from whatnext.config import set_value
+
+    saved = payload.get("config", {})
+    for key, value in saved.get("model", {}).items():
+        try:
+            set_value(cfg, "model", key, value)
+        except ConfigError:
+            pass
+    if payload.get("model_name") is not None:
+        cfg.model.name = payload["model_name"]
+    agent = Agent(State(dataset), cfg, args=dict(payload["model_args"]))
+    restore(agent, payload)
+    agent.ready()
+    return agent
+
+
+class Environment:
+    """The original Environment over one dataset, with Gymnasium's reset/step contract.
+
+    An episode replays one user's training sequence: the observation is the window of the
+    items before position t; the action is a proto-action (a point in item-vector space);
+    ``step`` lets State.produce pick a song near it, rewards that song with the configured
+    rewards against the song the user really played at t, and moves to t + 1. The episode
+    is truncated at the end of the user's training part.
+    """
+
+    def __init__(self, cfg: Config, dataset: Dataset, agent: Agent | None = None) -> None:
+        self.cfg, self.dataset = cfg, dataset
+        self.agent = agent or Agent(State(dataset), cfg)
+        if self.agent.population_sigma is None:
+            self.agent._refresh_reward_stats()
+        self.rng = np.random.default_rng(cfg.train.seed)
+        self.user = -1
+        self.t = 0
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        h = self.dataset.histories
+        hist, lengths = h.windows(np.array([h.offsets[self.user] + self.t]), self.cfg.model.window)
+        return {"history": hist[0], "length": lengths[0], "user": np.int64(self.user)}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start an episode for a random user with >= 2 training events (or ``options['user']``)."""
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        h = self.dataset.histories
+        if options and "user" in options:
+            self.user = int(options["user"])
+        else:
+            self.user = int(self.rng.choice(np.flatnonzero(h.train_len >= 2)))
+        self.t = 1
+        return self._obs(), {"user_id": str(h.user_ids[self.user])}
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Produce a song for ``action``, reward it, advance one event."""
+        from whatnext import rewards
+
+        h = self.dataset.histories
+        obs = self._obs()
+        vectors = self.agent.item_vectors()
+        produced = int(self.agent.state.produce(np.asarray(action, dtype=np.float32), self.cfg.train.relax, self.rng))
+        target = int(h.items[h.offsets[self.user] + self.t])
+        assert self.agent.population_sigma is not None
+        r_in = rewards.RewardInputs(obs["history"][None], np.array([obs["length"]]), np.array([produced]),
+                                    np.array([target]), np.array([self.user]), vectors,
+                                    self.agent.population_sigma, self.agent.delta)
+        reward, parts = rewards.combined(self.cfg.train.rewards, r_in)
+        self.t += 1
+        truncated = self.t >= h.train_len[self.user]
+        info = {"produced": produced, "target": target, **parts}
+        return (obs if truncated else self._obs()), float(reward[0]), False, bool(truncated), info
+
+    def run_sim(self, mode: str = "train", **kwargs: Any) -> dict[str, Any]:
+        """The original entry point: ``train`` runs :func:`train`; ``infer`` recommends for users."""
+        if mode == "train":
+            return train(self.cfg, self.dataset, **kwargs)
+        if mode == "infer":
+            users = kwargs.get("users", np.arange(len(self.dataset.histories)))
+            k = kwargs.get("k", 10)
+            histories = [self.dataset.histories.of(int(u)) for u in users]
+            self.agent.ready()
+            return {"users": users, "items": self.agent.recommend(histories, k, histories)}
+        raise ValueError(f"mode must be 'train' or 'infer', not {mode!r}")
+
+
+__all__ = ["PAD", "Environment", "train", "restore", "agent_from_payload", "load_legacy", "export_legacy"]

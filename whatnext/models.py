@@ -1,0 +1,150 @@
+"""The actor (AgentModel) and critic (CriticModel) networks, built from primitive arguments.
+
+Every module here takes only ints, floats and strings in its constructor, so a checkpoint
+can rebuild it from the ``model_args`` it stores (as nanoGPT does). :data:`MODELS` is the
+registry behind ``model.name`` in the config.
+
+Shapes: a batch of histories is a (B, W) int64 tensor of item indices right-padded with -1,
+with lengths (B,). Item vectors come from :class:`ItemTable`: the catalogue's fixed features,
+a learned table, or both side by side.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class ItemTable(nn.Module):
+    """Item vectors: fixed features (a buffer) and/or a learned embedding, concatenated.
+
+    Index -1 (padding) maps to a zero vector.
+    """
+
+    def __init__(self, n_items: int, feature_dim: int = 0, learned_dim: int = 0) -> None:
+        super().__init__()
+        if feature_dim + learned_dim == 0:
+            raise ValueError("an ItemTable needs features or a learned embedding")
+        self.n_items, self.feature_dim, self.learned_dim = n_items, feature_dim, learned_dim
+        self.register_buffer("features", torch.zeros(n_items + 1, feature_dim))
+        self.learned = nn.Embedding(n_items + 1, learned_dim, padding_idx=n_items) if learned_dim else None
+        if self.learned is not None:
+            nn.init.normal_(self.learned.weight, std=0.1)
+            with torch.no_grad():
+                self.learned.weight[n_items].zero_()
+
+    @property
+    def dim(self) -> int:
+        """Size of an item vector."""
+        return self.feature_dim + self.learned_dim
+
+    def set_features(self, features: torch.Tensor) -> None:
+        """Copy the catalogue's (n_items, feature_dim) normalised features into the table."""
+        with torch.no_grad():
+            self.features[: self.n_items].copy_(features)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Vectors of items ``idx`` (any shape; -1 = padding -> zeros)."""
+        safe = torch.where(idx < 0, torch.full_like(idx, self.n_items), idx)
+        parts = []
+        if self.feature_dim:
+            parts.append(self.features[safe])
+        if self.learned is not None:
+            parts.append(self.learned(safe))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+
+    def all(self) -> torch.Tensor:
+        """Every item's vector, (n_items, dim)."""
+        return self.forward(torch.arange(self.n_items))
+
+
+def _encode(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the LSTM over right-padded inputs; return all outputs (B, W, H) and the last real one (B, H).
+
+    Padding sits after the real items, so outputs up to each length are exact without packing.
+    """
+    out, _ = lstm(x)
+    last = out[torch.arange(len(x)), (lengths - 1).clamp(min=0)]
+    return out, last
+
+
+class AgentModel(nn.Module):
+    """The actor: an LSTM over a history's item vectors -> a proto-action in item-vector space.
+
+    ``forward`` returns the proto-action after the last real item of each history;
+    ``sequence`` returns one after every position (for whole-sequence training).
+    """
+
+    def __init__(self, n_items: int, feature_dim: int, learned_dim: int, hidden_size: int = 64,
+                 num_layers: int = 1, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.items = ItemTable(n_items, feature_dim, learned_dim)
+        self.lstm = nn.LSTM(self.items.dim, hidden_size, num_layers=num_layers, batch_first=True,
+                            dropout=dropout if num_layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, self.items.dim)
+        # logits = -||proto - item||^2 * exp(log_scale): a softmax over distances (hybrid algorithms)
+        self.log_scale = nn.Parameter(torch.tensor(0.0 if learned_dim else 3.0))
+
+    def _out(self, h: torch.Tensor) -> torch.Tensor:
+        out = self.head(self.drop(h))
+        # normalised features live in [0, 1]: keep proto-actions inside that box
+        return torch.sigmoid(out) if self.items.learned_dim == 0 else out
+
+    def sequence(self, hist: torch.Tensor) -> torch.Tensor:
+        """Proto-actions after every position of right-padded histories: (B, W, dim)."""
+        out, _ = self.lstm(self.items(hist))
+        return self._out(out)
+
+    def forward(self, hist: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Proto-action after each history's last item: (B, dim)."""
+        _, last = _encode(self.lstm, self.items(hist), lengths)
+        return self._out(last)
+
+    def logits(self, proto: torch.Tensor, item_vectors: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores of every item for each proto-action: -scale * squared distance (..., n_items)."""
+        e = self.items.all() if item_vectors is None else item_vectors
+        # -(|p|^2 - 2 p.e + |e|^2); |p|^2 is constant per row, so it is left out of the softmax
+        return (2.0 * proto @ e.T - (e * e).sum(-1)) * self.log_scale.exp()
+
+
+class CriticModel(nn.Module):
+    """The critic: an LSTM over a history, joined with a candidate item's vector -> a value."""
+
+    def __init__(self, n_items: int, feature_dim: int, learned_dim: int, hidden_size: int = 64,
+                 num_layers: int = 1, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.items = ItemTable(n_items, feature_dim, learned_dim)
+        dim = self.items.dim
+        self.lstm = nn.LSTM(dim, hidden_size, num_layers=num_layers, batch_first=True,
+                            dropout=dropout if num_layers > 1 else 0.0)
+        self.head = nn.Sequential(nn.Linear(hidden_size + dim, hidden_size), nn.ReLU(), nn.Dropout(dropout),
+                                  nn.Linear(hidden_size, 1))
+
+    def encode(self, hist: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The history's summary (B, H), reusable for scoring many candidates."""
+        return _encode(self.lstm, self.items(hist), lengths)[1]
+
+    def score(self, summary: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
+        """Values of candidate vectors (B, dim) or (B, C, dim) given summaries (B, H)."""
+        if candidate.dim() == 3:
+            summary = summary[:, None, :].expand(-1, candidate.shape[1], -1)
+        return self.head(torch.cat([summary, candidate], dim=-1)).squeeze(-1)
+
+    def forward(self, hist: torch.Tensor, lengths: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
+        """Value of each (history, candidate vector) pair: (B,)."""
+        return self.score(self.encode(hist, lengths), candidate)
+
+
+#: model.name -> (actor class, critic class). The legacy ``model, lstm`` maps to "lstm".
+MODELS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
+    "lstm": (AgentModel, CriticModel),
+}
+
+
+def build(name: str, args: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
+    """Actor and critic of registry entry ``name`` from primitive ``args``."""
+    actor_cls, critic_cls = MODELS[name]
+    return actor_cls(**args), critic_cls(**args)

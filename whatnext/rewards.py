@@ -1,0 +1,127 @@
+"""Reward functions with one signature, and the registry behind ``train.rewards``.
+
+A reward function takes a :class:`RewardInputs` batch and returns one float per row. The
+training reward is the weighted sum ``sum(weight[name] * REWARDS[name](inputs))``.
+
+``diversity`` (the original critic target). With sigma(S) the sample standard deviation
+(ddof=1) of the pairwise Euclidean distances among the item vectors of a set S, H the
+history window, P all the user's songs in the *training* part and x the produced song::
+
+    diversity = |sigma(H) - sigma(P)| - |sigma(H + {x}) - sigma(P)|
+
+positive when adding x brings the history's spread toward the user's usual spread.
+sigma of a set with fewer than 3 items (fewer than 2 distances) is 0.
+
+``next_item``: 1 when x is the item the user actually played next, otherwise
+``exp(-d(x, target) / delta)`` in [0, 1), with d the Euclidean distance between the item
+vectors and delta the median distance between two random catalogue items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from whatnext.data import PAD, Histories
+
+
+@dataclass
+class RewardInputs:
+    """One batch of (history, produced song) pairs to reward."""
+
+    history: np.ndarray  # (B, W) item indices, PAD-padded on the right
+    lengths: np.ndarray  # (B,)
+    produced: np.ndarray  # (B,) the song State.produce picked
+    target: np.ndarray  # (B,) the song the user actually played next
+    users: np.ndarray  # (B,) user indices
+    vectors: np.ndarray  # (n_items, d) item vectors the distances use
+    population_sigma: np.ndarray  # (n_users,) sigma(P) per user
+    delta: float  # distance scale of next_item
+
+
+def pairwise_distance_std(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Sample std (ddof=1) of the pairwise distances among the masked rows of each set.
+
+    ``x`` is (B, N, d), ``mask`` (B, N) bool; returns (B,), 0 where a set has < 2 pairs.
+    """
+    x = x.astype(np.float64)
+    diff = x[:, :, None, :] - x[:, None, :, :]
+    dist = np.sqrt((diff * diff).sum(-1))
+    n = x.shape[1]
+    upper = np.triu(np.ones((n, n), dtype=bool), k=1)[None]
+    pair = mask[:, :, None] & mask[:, None, :] & upper
+    count = pair.sum((1, 2))
+    total = np.where(pair, dist, 0.0).sum((1, 2))
+    mean = total / np.maximum(count, 1)
+    sq = np.where(pair, (dist - mean[:, None, None]) ** 2, 0.0).sum((1, 2))
+    return np.where(count >= 2, np.sqrt(sq / np.maximum(count - 1, 1)), 0.0)
+
+
+def population_sigma(histories: Histories, vectors: np.ndarray, max_items: int = 100,
+                     block: int = 64) -> np.ndarray:
+    """sigma(P) for every user over the training part (the most recent ``max_items`` songs).
+
+    Held-out events never enter. Users are processed in blocks of padded arrays, not one by one.
+    """
+    ends = histories.offsets[:-1] + histories.train_len
+    hist, lengths = histories.windows(ends, max_items)
+    out = np.zeros(len(histories))
+    for s in range(0, len(histories), block):
+        h = hist[s : s + block]
+        out[s : s + block] = pairwise_distance_std(vectors[np.maximum(h, 0)], h != PAD)
+    return out
+
+
+def diversity(r: RewardInputs) -> np.ndarray:
+    """|sigma(H) - sigma(P)| - |sigma(H + {x}) - sigma(P)| (see the module doc)."""
+    h = r.history
+    mask = h != PAD
+    with_x = np.concatenate([h, r.produced[:, None]], axis=1)
+    mask_x = np.concatenate([mask, np.ones((len(h), 1), dtype=bool)], axis=1)
+    s_h = pairwise_distance_std(r.vectors[np.maximum(h, 0)], mask)
+    s_hx = pairwise_distance_std(r.vectors[np.maximum(with_x, 0)], mask_x)
+    s_p = r.population_sigma[r.users]
+    return np.abs(s_h - s_p) - np.abs(s_hx - s_p)
+
+
+def next_item(r: RewardInputs) -> np.ndarray:
+    """1 for the logged next item, else exp(-distance / delta) (see the module doc)."""
+    d = np.sqrt(((r.vectors[r.produced].astype(np.float64) - r.vectors[r.target]) ** 2).sum(-1))
+    return np.where(r.produced == r.target, 1.0, np.exp(-d / max(r.delta, 1e-12)))
+
+
+def distance_scale(vectors: np.ndarray, seed: int = 0, pairs: int = 20000) -> float:
+    """Median Euclidean distance between random pairs of distinct items (next_item's delta)."""
+    n = len(vectors)
+    if n < 2:
+        return 1.0
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, n, pairs), rng.integers(0, n, pairs)
+    keep = a != b
+    d = np.sqrt(((vectors[a[keep]].astype(np.float64) - vectors[b[keep]]) ** 2).sum(-1))
+    med = float(np.median(d)) if len(d) else 1.0
+    return med if med > 0 else 1.0
+
+
+RewardFn = Callable[[RewardInputs], np.ndarray]
+
+#: train.rewards names -> functions. config.REWARD_NAMES must list the same names.
+REWARDS: dict[str, RewardFn] = {
+    "diversity": diversity,
+    "next_item": next_item,
+}
+
+
+def combined(weights: dict[str, float], inputs: RewardInputs) -> tuple[np.ndarray, dict[str, float]]:
+    """The weighted sum of the configured rewards, and each one's batch mean for logging."""
+    total = np.zeros(len(inputs.produced))
+    parts: dict[str, float] = {}
+    for name, w in weights.items():
+        if w == 0:
+            continue
+        value = REWARDS[name](inputs)
+        parts[f"train/reward_{name}"] = float(value.mean())
+        total += w * value
+    return total, parts
