@@ -251,7 +251,7 @@ class Environment:
 
     def _obs(self) -> dict[str, np.ndarray]:
         h = self.dataset.histories
-        hist, lengths = h.windows(np.array([h.offsets[self.user] + self.t]), self.cfg.model.window)
+        hist, lengths = h.windows(np.array([h.offsets[self.user] + self.t]), self.cfg.model.window, np.array([self.user]))
         return {"history": hist[0], "length": lengths[0], "user": np.int64(self.user)}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
