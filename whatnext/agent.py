@@ -154,21 +154,46 @@ class Agent:
 
     def recommend_with_distances(self, histories: Sequence[np.ndarray], k: int,
                                  exclude: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k indices and distances for each history, in blocks of 1024 histories."""
+        """Top-k indices and distances to the proto-action for each history, in blocks of 1024.
+
+        With ``model.rerank = M > 0`` the max(M, k) nearest items are re-ranked by the critic
+        (Wolpertinger, Dulac-Arnold et al. 2015); otherwise the nearest k are returned.
+        """
         self.item_vectors()
-        window = self.cfg.model.window
+        window, m = self.cfg.model.window, self.cfg.model.rerank
         out_i, out_d = [], []
         for s in range(0, len(histories), 1024):
             block = histories[s : s + 1024]
             inputs, lengths = pad_histories(block, window)
             proto = self.predict(inputs, lengths)
             ex = None if exclude is None else exclude[s : s + 1024]
-            i, d = self.state.nearest(proto, k, ex)
+            i, d = self.state.nearest(proto, max(k, m) if m else k, ex)
+            if m:
+                i, d = self._rerank(inputs, lengths, i, d, k)
             out_i.append(i)
             out_d.append(d)
         if not out_i:
             return np.zeros((0, k), np.int64), np.zeros((0, k))
         return np.concatenate(out_i), np.concatenate(out_d)
+
+    def _rerank(self, inputs: np.ndarray, lengths: np.ndarray, cand: np.ndarray, dist: np.ndarray,
+                k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Order candidates by actor logit + rerank_weight * log(critic value) and keep k.
+
+        A product of experts: the actor's softmax over distances and the critic's estimate of
+        the reward of each candidate (clipped to [1e-4, 1] before the log). Ties: nearer first.
+        """
+        vectors = self.item_vectors()
+        self.critic.eval()
+        with torch.no_grad():
+            summary = self.critic.encode(torch.from_numpy(inputs), torch.from_numpy(lengths))
+            q = self.critic.score(summary, torch.from_numpy(vectors[np.maximum(cand, 0)]),
+                                  torch.from_numpy(in_window(cand, inputs))).numpy().astype(np.float64)
+        logit = -(dist.astype(np.float64) ** 2) * self.actor.log_scale.exp().item()
+        score = logit + self.cfg.model.rerank_weight * np.log(np.clip(q, 1e-4, 1.0))
+        score[cand < 0] = -np.inf
+        order = np.argsort(-score, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(cand, order, 1), np.take_along_axis(dist, order, 1)
 
 
 def pad_histories(histories: Sequence[np.ndarray], window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -190,37 +215,57 @@ def pad_histories(histories: Sequence[np.ndarray], window: int) -> tuple[np.ndar
 # ---------------------------------------------------------------- algorithms
 
 
+def in_window(candidates: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+    """(B, M) bool: is each candidate among its row's history window items."""
+    return (candidates[:, :, None] == inputs[:, None, :]).any(-1)
+
+
 def _actor_critic(agent: Agent, batch: Batch, proto: torch.Tensor, rng: np.random.Generator,
                   gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
     """The original cycle on one proto-action per window: returns the actor's DPG loss term.
 
-    Noise, produce and reward happen outside autograd; the critic is stepped here.
+    Noise, produce and reward happen outside autograd; the critic is stepped here. With
+    ``model.rerank = M > 0`` the critic also learns the rewards of the M items nearest the
+    noisy proto-action (the candidates it re-ranks at recommendation time).
     """
     t = agent.cfg.train
     inputs, lengths = torch.from_numpy(batch.inputs), torch.from_numpy(batch.lengths)
     vectors = agent.item_vectors()
     noisy = proto.detach() + t.noise * torch.randn(proto.shape, generator=gen)
-    produced = np.asarray(agent.state.produce(noisy.numpy(), t.relax, rng))
+    m = agent.cfg.model.rerank
+    if t.algorithm == "original" or not m:
+        produced = np.asarray(agent.state.produce(noisy.numpy(), t.relax, rng))
+        cand = produced[:, None]
+        if m:
+            slate, _ = agent.state.nearest(noisy.numpy(), m)
+            cand = np.concatenate([cand, np.where(slate < 0, produced[:, None], slate)], axis=1)
+    else:  # hybrid: the slate the critic will re-rank is what it learns on
+        slate, _ = agent.state.nearest(noisy.numpy(), m)
+        cand = np.where(slate < 0, slate[:, :1], slate)
+        produced = cand[:, 0]
     assert agent.population_sigma is not None
-    r_in = rewards.RewardInputs(batch.inputs, batch.lengths, produced, batch.last_target, batch.users,
+    r_in = rewards.RewardInputs(batch.inputs, batch.lengths, cand, batch.last_target, batch.users,
                                 vectors, agent.population_sigma, agent.delta)
     reward, parts = rewards.combined(t.rewards, r_in)
-    # critic: regression of the reward of the produced song
+    seen = torch.from_numpy(in_window(cand, batch.inputs))
+    # critic: regression of the rewards of the produced song (and the candidates)
     assert agent.critic_opt is not None
     agent.critic.train()
-    q = agent.critic(inputs, lengths, torch.from_numpy(vectors[produced]))
+    q = agent.critic.score(agent.critic.encode(inputs, lengths), torch.from_numpy(vectors[cand]), seen)
     critic_loss = F.mse_loss(q, torch.from_numpy(reward).float())
     agent.critic_opt.zero_grad(set_to_none=True)
     critic_loss.backward()
     _clip(agent.critic.parameters(), t.grad_clip)
     agent.critic_opt.step()
     # actor: maximise critic(history, actor(history)); the critic's own weights are not stepped by it
+    with torch.no_grad():
+        summary = agent.critic.encode(inputs, lengths)
     for p in agent.critic.parameters():
         p.requires_grad_(False)
-    dpg = -agent.critic(inputs, lengths, proto).mean()
+    dpg = -agent.critic.score(summary, proto[:, None, :]).mean()
     for p in agent.critic.parameters():
         p.requires_grad_(True)
-    metrics = {"train/critic_loss": critic_loss.item(), "train/reward": float(reward.mean()),
+    metrics = {"train/critic_loss": critic_loss.item(), "train/reward": float(reward[:, 0].mean()),
                "train/hit": float((produced == batch.last_target).mean()), **parts}
     return dpg, metrics
 
@@ -258,9 +303,12 @@ def train_hybrid(agent: Agent, batch: Batch, rng: np.random.Generator, gen: torc
     last = protos[torch.arange(len(batch.lengths)), torch.from_numpy(batch.lengths) - 1]
     metrics: dict[str, float] = {"train/ce_loss": ce.item()}
     loss = ce
-    if agent.cfg.train.rl_weight > 0:
-        dpg, ac = _actor_critic(agent, batch, last, rng, gen)
-        loss = ce + agent.cfg.train.rl_weight * dpg
+    w = agent.cfg.train.rl_weight
+    if w > 0 or agent.cfg.model.rerank:
+        # the critic always learns (it re-ranks); its gradient reaches the actor only when rl_weight > 0
+        dpg, ac = _actor_critic(agent, batch, last if w > 0 else last.detach(), rng, gen)
+        if w > 0:
+            loss = ce + w * dpg
         metrics.update(ac)
     _step_actor(agent, loss)
     metrics["train/actor_loss"] = loss.item()

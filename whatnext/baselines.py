@@ -14,8 +14,9 @@
 ranking breaks ties towards the smaller item index (:func:`whatnext.search.topk_largest`),
 so results are deterministic.
 
-The supervised sequence baseline (the LSTM trained with cross-entropy on the next item,
-GRU4Rec-style) needs torch and lives with the models; it is registered here when added.
+* ``lstm``: the agent's own LSTM trained only with cross-entropy on the next item at every
+  step (GRU4Rec-style), the supervised reference the agent must beat. It imports torch
+  lazily, when fitted.
 """
 
 from __future__ import annotations
@@ -243,11 +244,65 @@ class NeighboursBaseline(_Fitted):
 
 #: Baselines by name; each class is constructed with keyword arguments only (see :func:`make`).
 #: The supervised LSTM baseline ("lstm", cross-entropy on the next item) is to be added here.
+class SupervisedLSTMBaseline(_Fitted):
+    """The same LSTM as the agent's actor, trained only with cross-entropy on the next item at
+    every step (GRU4Rec-style), ranking items by distance to its output. No critic, no reward.
+
+    ``config`` supplies the model sizes, window, batch size, learning rate, epochs and seed
+    (the agent's own config, so both get the same budget).
+    """
+
+    name = "lstm"
+
+    def __init__(self, config: Any = None, seed: int = 0) -> None:
+        super().__init__()
+        self.config = config
+        self.seed = seed
+        self.agent: Any = None
+
+    def fit(self, dataset: Dataset) -> None:
+        import copy
+
+        import torch
+
+        from whatnext.agent import Agent, make_batch, positions_for, steps_per_epoch, train_hybrid
+        from whatnext.config import Config
+        from whatnext.environment import epoch_order, step_seed, total_steps
+        from whatnext.state import State
+
+        cfg = copy.deepcopy(self.config) if self.config is not None else Config()
+        cfg.train.algorithm, cfg.train.rl_weight, cfg.model.rerank = "hybrid", 0.0, 0
+        torch.manual_seed(cfg.train.seed)
+        agent = Agent(State(dataset), cfg)
+        agent.wake()
+        positions = positions_for(dataset, "hybrid", cfg.model.window)
+        spe = steps_per_epoch(len(positions), cfg.train.batch_size)
+        bs = cfg.train.batch_size
+        order, order_epoch = None, -1
+        for step in range(total_steps(cfg, spe)):
+            epoch, i = divmod(step, spe)
+            if epoch != order_epoch:
+                order, order_epoch = epoch_order(cfg.train.seed, epoch, len(positions)), epoch
+            assert order is not None
+            s = step_seed(cfg.train.seed, step)
+            torch.manual_seed(s)
+            batch = make_batch(dataset, positions[order[i * bs : (i + 1) * bs]], cfg.model.window)
+            train_hybrid(agent, batch, np.random.default_rng(s), torch.Generator().manual_seed(s))
+        agent.ready()
+        self.agent = agent
+        super().fit(dataset)
+
+    def recommend(self, histories: Sequence[np.ndarray], k: int, exclude: Exclude = None) -> np.ndarray:
+        self._need_fit()
+        return self.agent.recommend(histories, k, exclude)
+
+
 BASELINES: dict[str, type] = {
     "random": RandomBaseline,
     "popular": PopularBaseline,
     "markov": MarkovBaseline,
     "neighbours": NeighboursBaseline,
+    "lstm": SupervisedLSTMBaseline,
 }
 
 
@@ -257,7 +312,7 @@ def available(dataset: Dataset, embeddings: np.ndarray | None = None) -> list[st
     return [name for name in BASELINES if name != "neighbours" or usable]
 
 
-def make(name: str, dataset: Dataset, *, seed: int = 0, embeddings: np.ndarray | None = None) -> Any:
+def make(name: str, dataset: Dataset, *, seed: int = 0, embeddings: np.ndarray | None = None, config: Any = None) -> Any:
     """Construct baseline ``name`` and fit it on ``dataset``'s training part."""
     if name not in BASELINES:
         from whatnext.config import did_you_mean
@@ -267,6 +322,8 @@ def make(name: str, dataset: Dataset, *, seed: int = 0, embeddings: np.ndarray |
         model: Any = RandomBaseline(seed=seed)
     elif name == "neighbours":
         model = NeighboursBaseline(embeddings=embeddings)
+    elif name == "lstm":
+        model = SupervisedLSTMBaseline(config=config, seed=seed)
     else:
         model = BASELINES[name]()
     model.fit(dataset)

@@ -48,7 +48,8 @@ def fail(message: str, code: int) -> typer.Exit:
     """Print one red line on stderr and return the Exit to raise."""
     from rich.markup import escape
 
-    _console(stderr=True).print(f"[bold red]error:[/] {escape(message)}")
+    # soft_wrap: the message stays one line however long (scripts and tests read it whole)
+    _console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -63,6 +64,15 @@ def handle_errors(fn: F) -> F:
             raise fail(str(e), e.exit_code) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as e:  # a bug: one line, unless the user asks for the traceback
+            import os
+
+            if os.environ.get("WHATNEXT_DEBUG"):
+                raise
+            raise fail(f"internal error: {type(e).__name__}: {e} (a bug: please report it; "
+                       f"set WHATNEXT_DEBUG=1 to see the traceback)", 1) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -200,6 +210,30 @@ def recommend(
     from whatnext.render import render_recommendations
 
     render_recommendations(_console(), result)
+
+
+@app.command("eval")
+@handle_errors
+def eval_cmd(
+    config: ConfigOpt = None,
+    run: RunOpt = None,
+    checkpoint: CheckpointOpt = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="valid (second-to-last event) or test (last event); default eval.split.", show_default=False)] = None,
+    include_seen: Annotated[Optional[bool], typer.Option("--include-seen/--exclude-seen", help="Keep already played items in the ranking (default eval.include_seen: excluded).", show_default=False)] = None,
+    with_baselines: Annotated[bool, typer.Option("--baselines", help="Also evaluate random, popular, markov, neighbours and the supervised LSTM.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Leave-one-out evaluation with full ranking: HR, NDCG, MRR, coverage, diversity, novelty."""
+    from whatnext import engine
+
+    result = engine.evaluate(config, run=run, checkpoint=checkpoint, split=split, include_seen=include_seen,
+                             baselines=with_baselines)
+    if as_json:
+        print_json(result)
+        return
+    from whatnext.render import render_eval
+
+    render_eval(_console(), result)
 
 
 checkpoints_app = typer.Typer(help="List, show and prune the checkpoints of training runs.", no_args_is_help=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import tomllib
 import typing
@@ -57,11 +58,13 @@ class ModelConfig:
     """The actor and critic networks."""
 
     name: str = _f("lstm", "model architecture, from the model registry (lstm)")
-    hidden_size: int = _f(64, "LSTM hidden units in actor and critic")
+    hidden_size: int = _f(128, "LSTM hidden units in actor and critic")
     num_layers: int = _f(1, "stacked LSTM layers")
     dropout: float = _f(0.0, "dropout between LSTM layers and before the output head")
-    window: int = _f(20, "how many recent items of a history the models read")
+    window: int = _f(50, "how many recent items of a history the models read")
     item_embedding: str = _f("auto", "item vectors: features, learned, both, or auto (features when the data has them, else learned)")
+    rerank: int = _f(50, "re-rank this many nearest items of the proto-action with the critic (Wolpertinger); 0 = nearest only")
+    rerank_weight: float = _f(0.5, "re-ranking score = actor logit + rerank_weight * log(critic value)")
     embedding_dim: int = _f(64, "size of the learned item embedding (item_embedding = learned or both)")
 
 
@@ -71,20 +74,20 @@ class TrainConfig:
 
     enabled: bool = _f(True, "legacy 'train' key: yes = train, no = inference only (used by 'whatnext run')")
     algorithm: str = _f("hybrid", "training algorithm from the registry: original (actor-critic as first designed) or hybrid")
-    rl_weight: float = _f(0.1, "hybrid: weight of the actor-critic loss beside the supervised next-item loss")
-    epochs: int = _f(3, "passes over all training positions")
+    rl_weight: float = _f(0.0, "hybrid: weight of the actor-critic loss beside the supervised next-item loss")
+    epochs: int = _f(10, "passes over all training positions")
     samples: int = _f(0, "legacy 'epochs' key: total training samples to run; 0 = use epochs instead")
-    batch_size: int = _f(256, "training positions per step")
-    actor_lr: float = _f(1e-3, "actor learning rate (Adam)")
+    batch_size: int = _f(32, "training windows (hybrid) or positions (original) per step")
+    actor_lr: float = _f(3e-3, "actor learning rate (Adam)")
     critic_lr: float = _f(1e-3, "critic learning rate (Adam)")
     noise: float = _f(0.1, "std of Gaussian exploration noise added to the actor's proto-action")
     relax: float = _f(0.2, "State.produce box width: a song within +/- relax/2 of the proto-action in every attribute")
     seed: int = _f(0, "random seed: the same seed and config give the same weights")
-    checkpoint_every: int = _f(200, "save a checkpoint every this many steps (and at the end)")
+    checkpoint_every: int = _f(500, "save a checkpoint every this many steps (and at the end)")
     keep_last: int = _f(3, "periodic checkpoints kept per run (best is always kept)")
     grad_clip: float = _f(1.0, "clip gradient norm to this value; 0 = no clipping")
     threads: int = _f(1, "torch CPU threads; 0 = torch's default (small LSTMs run fastest and reproducibly on 1)")
-    rewards: dict[str, float] = _f({"diversity": 1.0, "next_item": 1.0}, "reward name -> weight; the reward is the weighted sum")
+    rewards: dict[str, float] = _f({"hit": 1.0}, "reward name -> weight (diversity, next_item, hit); the reward is the weighted sum")
 
 
 @dataclass
@@ -126,7 +129,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 #: Known model names; the model registry in models.py must agree (a test checks it).
 MODEL_NAMES: tuple[str, ...] = ("lstm",)
 #: Known reward names; the reward registry in rewards.py must agree (a test checks it).
-REWARD_NAMES: tuple[str, ...] = ("diversity", "next_item")
+REWARD_NAMES: tuple[str, ...] = ("diversity", "next_item", "hit")
 
 
 @dataclass
@@ -178,7 +181,7 @@ def _type_name(tp: Any) -> str:
         return f"a list of {_type_name(typing.get_args(tp)[0])}s"
     if origin is dict:
         return "a table of name = number"
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}[tp]
+    return {bool: "true/false", int: "an integer", float: "a finite number", str: "a string"}[tp]
 
 
 def _coerce(tp: Any, value: Any) -> Any:
@@ -202,8 +205,8 @@ def _coerce(tp: Any, value: Any) -> Any:
             raise ValueError
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError  # nan and inf included: no setting means them
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -276,7 +279,8 @@ _POSITIVE_INT = {
     ("train", "epochs"): 0, ("train", "samples"): 0, ("train", "batch_size"): 1,
     ("model", "hidden_size"): 1, ("model", "num_layers"): 1, ("model", "window"): 1,
     ("model", "embedding_dim"): 1, ("train", "checkpoint_every"): 1, ("train", "keep_last"): 1,
-    ("train", "threads"): 0,
+    ("train", "seed"): 0,  # numpy's default_rng refuses negative seeds
+    ("train", "threads"): 0, ("model", "rerank"): 0,
 }
 
 
@@ -293,6 +297,8 @@ def _check_value(section: str, key: str, value: Any, where: str) -> None:
         raise ConfigError(f"{where}: key '{section}.{key}' is {value}, expected an integer >= {_POSITIVE_INT[(section, key)]}")
     if section == "train" and key in ("actor_lr", "critic_lr") and not value > 0:
         raise ConfigError(f"{where}: key 'train.{key}' is {value}, expected a number > 0")
+    if (section, key) == ("model", "rerank_weight") and not value >= 0:
+        raise ConfigError(f"{where}: key 'model.rerank_weight' is {value}, expected a number >= 0")
     if section == "train" and key in ("noise", "relax", "grad_clip", "rl_weight") and not value >= 0:
         raise ConfigError(f"{where}: key 'train.{key}' is {value}, expected a number >= 0")
     if (section, key) == ("model", "dropout") and not 0 <= value < 1:

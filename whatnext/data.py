@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from whatnext.config import Config
+from whatnext.config import Config, shown
 from whatnext.errors import DataError
 from whatnext.readers import read_table
 
@@ -140,9 +140,14 @@ class Histories:
         local = np.arange(len(self.items)) - self.offsets[users]
         return local < self.train_len[users]
 
-    def windows(self, positions: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-        """The last ``window`` items before each flat position, right-padded with PAD, and their lengths."""
-        users = np.searchsorted(self.offsets, positions, side="right") - 1
+    def windows(self, positions: np.ndarray, window: int, users: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The last ``window`` items before each flat position, right-padded with PAD, and their lengths.
+
+        The user of a position is the one whose event is there. A user's end (one past their last
+        event) is the next user's start, so pass ``users`` when positions can be ends.
+        """
+        if users is None:
+            users = np.searchsorted(self.offsets, positions, side="right") - 1
         lengths = np.minimum(window, positions - self.offsets[users])
         idx = (positions - lengths)[:, None] + np.arange(window)[None, :]
         valid = np.arange(window)[None, :] < lengths[:, None]
@@ -220,9 +225,10 @@ def build_dataset(
         table = items.drop_duplicates(subset=d.item_col, keep="first")
         _check_conflicts(items, d.item_col, feature_cols, items_source or "items")
         cat_ids = table[d.item_col].astype(str).to_numpy()
-        unknown = ~pd.Index(cat_ids).get_indexer(pd.Index(np.unique(item_ids))).__ge__(0)
+        played = pd.unique(item_ids)
+        unknown = pd.Index(cat_ids).get_indexer(pd.Index(played)) < 0
         if unknown.any():
-            missing = np.unique(item_ids)[unknown]
+            missing = played[unknown]
             raise DataError(
                 f"{items_source}: {len(missing)} item ids played in {source} are not in the item table "
                 f"(first: {missing[0]!r}); add them to the item table or drop their events"
@@ -263,8 +269,8 @@ def _require(df: pd.DataFrame, col: str, key: str, source: str) -> None:
 
         cols = [str(c) for c in df.columns]
         raise DataError(
-            f"{source}: missing column '{col}' (data.{key}){did_you_mean(col, cols)}; "
-            f"found columns {', '.join(cols[:12])}; set data.{key} to the right name"
+            f"{source}: missing column '{shown(col)}' (data.{key}){shown(did_you_mean(col, cols))}; "
+            f"found columns {shown(', '.join(cols[:12]))}; set data.{key} to the right name"
         )
 
 
@@ -292,7 +298,7 @@ def _times(col: pd.Series, source: str, name: str) -> np.ndarray:
         num = pd.to_numeric(col, errors="coerce")
         first = col[num.isna()].iloc[0] if num.isna().any() else None
         raise DataError(
-            f"{source}: column '{name}' holds {first!r}, expected numbers or dates (set data.time_col or data.order_col)"
+            f"{source}: column '{shown(name)}' holds {first!r}, expected numbers or dates (set data.time_col or data.order_col)"
         ) from None
     return parsed.dt.tz_localize(None).to_numpy().astype("datetime64[ns]").astype(np.int64).astype(np.float64)
 
@@ -304,8 +310,23 @@ def _feature_columns(df: pd.DataFrame, cfg: Config, *, exclude: set[str], source
             _require(df, c, "feature_cols", source)
         return list(d.feature_cols)
     skip = exclude | set(d.display_cols)
-    return [str(c) for c in df.columns
-            if str(c) not in skip and pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
+    cols = []
+    for c in df.columns:
+        if str(c) in skip or pd.api.types.is_bool_dtype(df[c]):
+            continue
+        if pd.api.types.is_numeric_dtype(df[c]):
+            cols.append(str(c))
+            continue
+        # a text column whose values are nearly all numbers is a numeric feature with typos
+        values = df[c].dropna()
+        num = pd.to_numeric(values, errors="coerce")
+        if len(values) and num.notna().mean() >= 0.9:
+            bad = values[num.isna()]
+            raise DataError(
+                f"{source}: feature column '{c}' holds {shown(bad.iloc[0])}, expected numbers ({len(bad)} such values); "
+                f"fix them, or list the real features in data.feature_cols"
+            )
+    return cols
 
 
 def _numeric(table: pd.DataFrame, cols: list[str], source: str) -> np.ndarray:
@@ -318,8 +339,8 @@ def _numeric(table: pd.DataFrame, cols: list[str], source: str) -> np.ndarray:
         bad = num.isna() & s.notna()
         if bad.any():
             raise DataError(
-                f"{source}: feature column '{c}' holds {s[bad].iloc[0]!r}, expected numbers "
-                f"({int(bad.sum())} such values); fix them or leave '{c}' out of data.feature_cols"
+                f"{source}: feature column '{shown(c)}' holds {s[bad].iloc[0]!r}, expected numbers "
+                f"({int(bad.sum())} such values); fix them or leave '{shown(c)}' out of data.feature_cols"
             )
         out[:, j] = num.to_numpy(dtype=np.float64, na_value=np.nan)
     return out
@@ -334,7 +355,7 @@ def _finite(raw: np.ndarray, cols: list[str], ids: np.ndarray, report: dict, len
     if not lenient:
         i, j = map(int, np.argwhere(bad)[0])
         raise DataError(
-            f"{source}: feature '{cols[j]}' of item {ids[i]!r} is {raw[i, j]} ({int(bad.sum())} missing or infinite "
+            f"{source}: feature '{shown(cols[j])}' of item {ids[i]!r} is {raw[i, j]} ({int(bad.sum())} missing or infinite "
             f"values in all); every feature must be a finite number: fill or drop them"
         )
     means = np.nanmean(np.where(bad, np.nan, raw), axis=0)
@@ -355,7 +376,7 @@ def _check_conflicts(df: pd.DataFrame, item_col: str, cols: list[str], source: s
     col = next((c for c in cols if first[c].nunique(dropna=False) > 1), cols[0])
     vals = first[col].tolist()[:2]
     raise DataError(
-        f"{source}: item {item!r} has conflicting features ('{col}' is {vals[0]!r} in one row and {vals[1]!r} in another; "
+        f"{source}: item {item!r} has conflicting features ('{shown(col)}' is {vals[0]!r} in one row and {vals[1]!r} in another; "
         f"{int(rows[item_col].nunique())} items conflict); give each item one set of features"
     )
 
@@ -381,7 +402,7 @@ def _catalogue(ids: np.ndarray, raw: np.ndarray | None, cols: list[str], table: 
 
 
 def _histories(users: np.ndarray, items: np.ndarray, times: np.ndarray) -> Histories:
-    uniq, codes = np.unique(users, return_inverse=True)
+    codes, uniq = pd.factorize(users)  # hash-based: much faster than sorting strings
     order = _id_order(uniq)
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))

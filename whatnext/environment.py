@@ -173,8 +173,15 @@ def restore(agent: Agent, payload: dict[str, Any], *, optimisers: bool = False) 
             f"the checkpoint's model {payload.get('model_args')} differs from the config's {agent.args}; "
             f"use the same model settings or train a new run"
         )
-    agent.actor.load_state_dict(payload["actor"])
-    agent.critic.load_state_dict(payload["critic"])
+    try:
+        agent.actor.load_state_dict(payload["actor"])
+        agent.critic.load_state_dict(payload["critic"])
+    except (RuntimeError, KeyError) as e:
+        first = str(e).strip().splitlines()[-1].strip()[:160]
+        raise CheckpointError(
+            f"the checkpoint's weights do not fit this version's {agent.cfg.model.name} model ({first}); "
+            f"train a new run"
+        ) from None
     if optimisers:
         assert agent.actor_opt is not None and agent.critic_opt is not None
         agent.actor_opt.load_state_dict(payload["actor_opt"])
@@ -276,14 +283,14 @@ class Environment:
         produced = int(self.agent.state.produce(np.asarray(action, dtype=np.float32), self.cfg.train.relax, self.rng))
         target = int(h.items[h.offsets[self.user] + self.t])
         assert self.agent.population_sigma is not None
-        r_in = rewards.RewardInputs(obs["history"][None], np.array([obs["length"]]), np.array([produced]),
+        r_in = rewards.RewardInputs(obs["history"][None], np.array([obs["length"]]), np.array([[produced]]),
                                     np.array([target]), np.array([self.user]), vectors,
                                     self.agent.population_sigma, self.agent.delta)
         reward, parts = rewards.combined(self.cfg.train.rewards, r_in)
         self.t += 1
         truncated = self.t >= h.train_len[self.user]
         info = {"produced": produced, "target": target, **parts}
-        return (obs if truncated else self._obs()), float(reward[0]), False, bool(truncated), info
+        return (obs if truncated else self._obs()), float(reward[0, 0]), False, bool(truncated), info
 
     def run_sim(self, mode: str = "train", **kwargs: Any) -> dict[str, Any]:
         """The original entry point: ``train`` runs :func:`train`; ``infer`` recommends for users."""

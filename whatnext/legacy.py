@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from whatnext.config import Config, did_you_mean, set_value
+from whatnext.config import Config, did_you_mean, set_value, shown
 from whatnext.errors import ConfigError
 
 #: setup.txt key -> (section, key) in Config, in the order they are written.
@@ -65,12 +65,18 @@ def parse_setup(text: str, path: Path) -> Config:
         raw_key, line = tokens[i]
         key = raw_key.lstrip("*").strip().lower()
         where = f"{path}:{line}"
+        for token, tline in tokens[i : i + 2]:
+            if "\n" in token:  # line breaks around tokens do not matter, inside one they mean a lost comma
+                raise ConfigError(
+                    f"{path}:{tline}: '{shown(token)}' runs over a line break; is a comma missing? "
+                    f"expected 'key, value' pairs separated by commas"
+                )
         if not key:
             raise ConfigError(f"{where}: empty key (two commas in a row?); expected 'key, value' pairs separated by commas")
         if key not in LEGACY_KEYS:
             hint = did_you_mean(key, LEGACY_KEYS)
             raise ConfigError(
-                f"{where}: unknown key '{raw_key}'{hint}; setup.txt keys are {', '.join(LEGACY_KEYS)}"
+                f"{where}: unknown key '{shown(raw_key)}'{hint}; setup.txt keys are {', '.join(LEGACY_KEYS)}"
             )
         if i + 1 >= len(tokens) or not tokens[i + 1][0]:
             raise ConfigError(f"{where}: key '{key}' has no value; write '{key}, VALUE'")

@@ -111,7 +111,11 @@ class AgentModel(nn.Module):
 
 
 class CriticModel(nn.Module):
-    """The critic: an LSTM over a history, joined with a candidate item's vector -> a value."""
+    """The critic: an LSTM over a history, joined with a candidate item's vector -> a value.
+
+    Besides the candidate's vector the head sees one flag: whether the candidate is already
+    in the history window (users repeat songs at their own rate; the critic learns it).
+    """
 
     def __init__(self, n_items: int, feature_dim: int, learned_dim: int, hidden_size: int = 64,
                  num_layers: int = 1, dropout: float = 0.0) -> None:
@@ -120,22 +124,25 @@ class CriticModel(nn.Module):
         dim = self.items.dim
         self.lstm = nn.LSTM(dim, hidden_size, num_layers=num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
-        self.head = nn.Sequential(nn.Linear(hidden_size + dim, hidden_size), nn.ReLU(), nn.Dropout(dropout),
+        self.head = nn.Sequential(nn.Linear(hidden_size + dim + 1, hidden_size), nn.ReLU(), nn.Dropout(dropout),
                                   nn.Linear(hidden_size, 1))
 
     def encode(self, hist: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The history's summary (B, H), reusable for scoring many candidates."""
         return _encode(self.lstm, self.items(hist), lengths)[1]
 
-    def score(self, summary: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
-        """Values of candidate vectors (B, dim) or (B, C, dim) given summaries (B, H)."""
-        if candidate.dim() == 3:
-            summary = summary[:, None, :].expand(-1, candidate.shape[1], -1)
-        return self.head(torch.cat([summary, candidate], dim=-1)).squeeze(-1)
+    def score(self, summary: torch.Tensor, candidate: torch.Tensor, seen: torch.Tensor | None = None) -> torch.Tensor:
+        """Values of candidate vectors (B, M, dim) with seen flags (B, M), given summaries (B, H): (B, M)."""
+        if seen is None:
+            seen = torch.zeros(candidate.shape[:-1])
+        summary = summary[:, None, :].expand(-1, candidate.shape[1], -1)
+        x = torch.cat([summary, candidate, seen[..., None].to(candidate.dtype)], dim=-1)
+        return self.head(x).squeeze(-1)
 
-    def forward(self, hist: torch.Tensor, lengths: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
-        """Value of each (history, candidate vector) pair: (B,)."""
-        return self.score(self.encode(hist, lengths), candidate)
+    def forward(self, hist: torch.Tensor, lengths: torch.Tensor, candidate: torch.Tensor,
+                seen: torch.Tensor | None = None) -> torch.Tensor:
+        """Value of each (history, candidate vector) pair: (B,) for (B, dim) candidates."""
+        return self.score(self.encode(hist, lengths), candidate[:, None, :], None if seen is None else seen[:, None])[:, 0]
 
 
 #: model.name -> (actor class, critic class). The legacy ``model, lstm`` maps to "lstm".

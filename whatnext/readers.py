@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from whatnext.config import DataConfig
+from whatnext.config import DataConfig, shown
 from whatnext.errors import DataError
 
 DELIMITERS = ",\t;| "
@@ -72,7 +72,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except Exception as e:  # pyarrow raises several kinds for a broken file
-        raise DataError(f"{path}: not a readable Parquet file ({type(e).__name__}: {str(e)[:100]})") from None
+        raise DataError(f"{path}: not a readable Parquet file ({type(e).__name__}: {shown(str(e)[:100])})") from None
 
 
 def _read_movielens(path: Path, cfg: DataConfig) -> pd.DataFrame:
@@ -164,11 +164,11 @@ def _csv(path: Path, **kw: object) -> pd.DataFrame:
     except pd.errors.ParserError as e:
         m = re.search(r"line (\d+)", str(e))
         where = f"{path}:{m.group(1)}" if m else str(path)
-        raise DataError(f"{where}: malformed row ({str(e).splitlines()[-1][:120]}); check data.delimiter") from None
+        raise DataError(f"{where}: malformed row ({shown((str(e).strip().splitlines() or ['?'])[-1][:120])}); check data.delimiter") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not {kw.get('encoding', 'utf-8')} text; set data.encoding (e.g. latin-1)") from None
     except ValueError as e:
-        raise DataError(f"{path}: cannot read as CSV ({str(e)[:120]})") from None
+        raise DataError(f"{path}: cannot read as CSV ({shown(str(e)[:120])})") from None
 
 
 def _is_number(text: str) -> bool:

@@ -174,3 +174,17 @@ class TrainProgress(Callback):
         rows.update({k: v for k, v in m.items() if k.startswith("train/") and k != "train/epoch"})
         render_mapping(self.con, "Training summary", rows)
         self.con.print("next: whatnext recommend --user ID" + ("" if not s.get("config") else f" --config {s['config']}"))
+
+
+def render_eval(con: Console, r: dict[str, Any]) -> None:
+    """One row per model, one column per metric."""
+    rows = r["rows"]
+    keys = [k for k in rows[0] if k.startswith("eval/") and k not in ("eval/model", "eval/split", "eval/include_seen", "eval/users")]
+    t = Table(title=f"{r['split']} split, {r['users']} users, full ranking, played items "
+                    f"{'kept' if r['include_seen'] else 'excluded'} · {r['checkpoint']}")
+    t.add_column("model", style="bold")
+    for k in keys:
+        t.add_column(k.removeprefix("eval/"), justify="right")
+    for row in rows:
+        t.add_row(str(row["eval/model"]), *[f"{row.get(k, float('nan')):.4f}" for k in keys])
+    con.print(t)

@@ -12,6 +12,8 @@ history window, P all the user's songs in the *training* part and x the produced
 positive when adding x brings the history's spread toward the user's usual spread.
 sigma of a set with fewer than 3 items (fewer than 2 distances) is 0.
 
+``hit``: 1 when x is the item the user played next, else 0 (what a ranking is judged by).
+
 ``next_item``: 1 when x is the item the user actually played next, otherwise
 ``exp(-d(x, target) / delta)`` in [0, 1), with d the Euclidean distance between the item
 vectors and delta the median distance between two random catalogue items.
@@ -29,11 +31,11 @@ from whatnext.data import PAD, Histories
 
 @dataclass
 class RewardInputs:
-    """One batch of (history, produced song) pairs to reward."""
+    """One batch of histories, each with M candidate songs to reward (M = 1 for one produced song)."""
 
     history: np.ndarray  # (B, W) item indices, PAD-padded on the right
     lengths: np.ndarray  # (B,)
-    produced: np.ndarray  # (B,) the song State.produce picked
+    produced: np.ndarray  # (B, M) songs to reward (State.produce's picks, or a slate of candidates)
     target: np.ndarray  # (B,) the song the user actually played next
     users: np.ndarray  # (B,) user indices
     vectors: np.ndarray  # (n_items, d) item vectors the distances use
@@ -46,17 +48,24 @@ def pairwise_distance_std(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
     ``x`` is (B, N, d), ``mask`` (B, N) bool; returns (B,), 0 where a set has < 2 pairs.
     """
+    n1, s1, s2 = _pair_sums(x, mask)
+    return _std(n1, s1, s2)
+
+
+def _pair_sums(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Count, sum and sum of squares of the pairwise distances within each masked set."""
     x = x.astype(np.float64)
     diff = x[:, :, None, :] - x[:, None, :, :]
     dist = np.sqrt((diff * diff).sum(-1))
     n = x.shape[1]
-    upper = np.triu(np.ones((n, n), dtype=bool), k=1)[None]
-    pair = mask[:, :, None] & mask[:, None, :] & upper
-    count = pair.sum((1, 2))
-    total = np.where(pair, dist, 0.0).sum((1, 2))
-    mean = total / np.maximum(count, 1)
-    sq = np.where(pair, (dist - mean[:, None, None]) ** 2, 0.0).sum((1, 2))
-    return np.where(count >= 2, np.sqrt(sq / np.maximum(count - 1, 1)), 0.0)
+    pair = mask[:, :, None] & mask[:, None, :] & np.triu(np.ones((n, n), dtype=bool), k=1)[None]
+    d = np.where(pair, dist, 0.0)
+    return pair.sum((1, 2)).astype(np.float64), d.sum((1, 2)), (d * d).sum((1, 2))
+
+
+def _std(n: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> np.ndarray:
+    var = (s2 - s1 * s1 / np.maximum(n, 1)) / np.maximum(n - 1, 1)
+    return np.where(n >= 2, np.sqrt(np.maximum(var, 0.0)), 0.0)
 
 
 def population_sigma(histories: Histories, vectors: np.ndarray, max_items: int = 100,
@@ -75,21 +84,35 @@ def population_sigma(histories: Histories, vectors: np.ndarray, max_items: int =
 
 
 def diversity(r: RewardInputs) -> np.ndarray:
-    """|sigma(H) - sigma(P)| - |sigma(H + {x}) - sigma(P)| (see the module doc)."""
+    """|sigma(H) - sigma(P)| - |sigma(H + {x}) - sigma(P)| for every candidate x: (B, M).
+
+    sigma(H + {x}) comes from the sums over H's pairs plus x's distances to H's items, so a
+    slate of M candidates costs O(B * M * W * d), not M recomputations of all pairs.
+    """
     h = r.history
     mask = h != PAD
-    with_x = np.concatenate([h, r.produced[:, None]], axis=1)
-    mask_x = np.concatenate([mask, np.ones((len(h), 1), dtype=bool)], axis=1)
-    s_h = pairwise_distance_std(r.vectors[np.maximum(h, 0)], mask)
-    s_hx = pairwise_distance_std(r.vectors[np.maximum(with_x, 0)], mask_x)
-    s_p = r.population_sigma[r.users]
+    hv = r.vectors[np.maximum(h, 0)].astype(np.float64)  # (B, W, d)
+    n, s1, s2 = _pair_sums(hv, mask)
+    xv = r.vectors[r.produced].astype(np.float64)  # (B, M, d)
+    dx = np.sqrt(((xv[:, :, None, :] - hv[:, None, :, :]) ** 2).sum(-1))  # (B, M, W)
+    dx = np.where(mask[:, None, :], dx, 0.0)
+    cnt = mask.sum(1).astype(np.float64)[:, None]
+    s_h = _std(n, s1, s2)[:, None]
+    s_hx = _std(n[:, None] + cnt, s1[:, None] + dx.sum(-1), s2[:, None] + (dx * dx).sum(-1))
+    s_p = r.population_sigma[r.users][:, None]
     return np.abs(s_h - s_p) - np.abs(s_hx - s_p)
 
 
 def next_item(r: RewardInputs) -> np.ndarray:
-    """1 for the logged next item, else exp(-distance / delta) (see the module doc)."""
-    d = np.sqrt(((r.vectors[r.produced].astype(np.float64) - r.vectors[r.target]) ** 2).sum(-1))
-    return np.where(r.produced == r.target, 1.0, np.exp(-d / max(r.delta, 1e-12)))
+    """1 for the logged next item, else exp(-distance / delta) (see the module doc): (B, M)."""
+    diff = r.vectors[r.produced].astype(np.float64) - r.vectors[r.target][:, None, :]
+    d = np.sqrt((diff * diff).sum(-1))
+    return np.where(r.produced == r.target[:, None], 1.0, np.exp(-d / max(r.delta, 1e-12)))
+
+
+def hit(r: RewardInputs) -> np.ndarray:
+    """1 when x is the item the user actually played next, else 0: (B, M)."""
+    return (r.produced == r.target[:, None]).astype(np.float64)
 
 
 def distance_scale(vectors: np.ndarray, seed: int = 0, pairs: int = 20000) -> float:
@@ -111,12 +134,13 @@ RewardFn = Callable[[RewardInputs], np.ndarray]
 REWARDS: dict[str, RewardFn] = {
     "diversity": diversity,
     "next_item": next_item,
+    "hit": hit,
 }
 
 
 def combined(weights: dict[str, float], inputs: RewardInputs) -> tuple[np.ndarray, dict[str, float]]:
-    """The weighted sum of the configured rewards, and each one's batch mean for logging."""
-    total = np.zeros(len(inputs.produced))
+    """The weighted sum of the configured rewards (B, M), and each one's batch mean for logging."""
+    total = np.zeros(inputs.produced.shape)
     parts: dict[str, float] = {}
     for name, w in weights.items():
         if w == 0:

@@ -14,6 +14,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+from whatnext.config import shown
 from whatnext.errors import DataError
 
 # numpy 2 renamed numpy.core to numpy._core; old pickles name the former.
@@ -51,6 +52,14 @@ _PANDAS = {
     ("pandas._libs.tslibs.timestamps", "_unpickle_timestamp"), ("pandas._libs.tslibs.timestamps", "Timestamp"),
     ("pandas._libs.tslibs.timedeltas", "_timedelta_unpickle"), ("pandas._libs.missing", "NA"),
 }
+# the freq of a DatetimeIndex (pd.date_range): plain date-offset value classes
+_OFFSETS = {
+    ("pandas._libs.tslibs.offsets", n) for n in (
+        "Day", "Hour", "Minute", "Second", "Milli", "Micro", "Nano", "Week", "BusinessDay",
+        "MonthEnd", "MonthBegin", "BusinessMonthEnd", "BusinessMonthBegin", "QuarterEnd", "QuarterBegin",
+        "YearEnd", "YearBegin",
+    )
+}
 _PYARROW = {("pyarrow.lib", "_restore_array"), ("pyarrow.lib", "py_buffer"), ("pyarrow.lib", "type_for_alias"), ("pyarrow", "NA")}
 _STDLIB = {
     ("builtins", "slice"), ("__builtin__", "slice"), ("builtins", "bytearray"), ("__builtin__", "bytearray"),
@@ -60,7 +69,7 @@ _STDLIB = {
     # partial is only as powerful as what it wraps, and what it wraps passes find_class too
     ("functools", "partial"),
 }
-ALLOWED: frozenset[tuple[str, str]] = frozenset(_NUMPY | _PANDAS | _PYARROW | _STDLIB)
+ALLOWED: frozenset[tuple[str, str]] = frozenset(_NUMPY | _PANDAS | _OFFSETS | _PYARROW | _STDLIB)
 
 
 class _Refused(Exception):
@@ -86,12 +95,12 @@ def load_dataframe(path: Path) -> Any:
         obj = _RestrictedUnpickler(io.BytesIO(raw)).load()
     except _Refused as e:
         raise DataError(
-            f"{path}: refused to load: the pickle asks to run '{e}', which is not part of a pandas DataFrame "
+            f"{path}: refused to load: the pickle asks to run '{shown(e)}', which is not part of a pandas DataFrame "
             f"(a pickle can run code; re-save the data as Parquet or CSV)"
         ) from None
     except Exception as e:  # corrupt pickles raise many kinds of errors
         raise DataError(
-            f"{path}: not a readable pickle ({type(e).__name__}: {str(e)[:80]}); expected a pickled pandas DataFrame"
+            f"{path}: not a readable pickle ({type(e).__name__}: {shown(str(e)[:80])}); expected a pickled pandas DataFrame"
         ) from None
     if not isinstance(obj, pd.DataFrame):
         raise DataError(f"{path}: the pickle holds a {type(obj).__name__}, expected a pandas DataFrame")

@@ -58,7 +58,7 @@ class State:
         users = rng.choice(eligible, size=size)
         ends = h.offsets[users] + h.train_len[users]
         w = int(window or h.train_len[users].max())
-        hist, lengths = h.windows(ends, w)
+        hist, lengths = h.windows(ends, w, users)
         return users, hist, lengths
 
     def produce(self, attributes: np.ndarray, relax: float, rng: np.random.Generator) -> int | np.ndarray:
