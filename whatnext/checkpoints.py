@@ -201,6 +201,12 @@ def prune(run_dir: Path, keep_last: int) -> list[Path]:
     return removed
 
 
+def clear(run_dir: Path) -> None:
+    """Delete a run's checkpoints, markers and metrics (``train --force``)."""
+    for p in [*run_dir.glob(f"{PREFIX}*"), run_dir / "latest", run_dir / "best", run_dir / "metrics.jsonl"]:
+        p.unlink(missing_ok=True)
+
+
 def resolve(models_dir: Path, run: str | None, checkpoint: str | Path | None, prefer: str = "best") -> Path:
     """The checkpoint a command should use: an explicit file, or the run's ``best`` then ``latest``."""
     if checkpoint is not None:
@@ -226,25 +232,29 @@ class RunLock:
         self.path = run_dir / LOCK
 
     def __enter__(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
+        import fcntl
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            guard = open(self.path.with_name(LOCK + ".guard"), "a")
+        except OSError as e:
+            raise TrainingError(f"{self.path.parent}: cannot write in the models folder ({e.strerror})") from None
+        # the guard serialises check-and-take-over, so two processes cannot both take a stale lock
+        with guard:
+            fcntl.flock(guard.fileno(), fcntl.LOCK_EX)
+            pid = _read_pid(self.path) if self.path.exists() else None
+            if pid is not None and pid != os.getpid() and _alive(pid):
+                raise TrainingError(
+                    f"{self.path.parent}: run is being trained by process {pid}; wait for it, stop it, "
+                    f"or choose another --run"
+                )
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                pid = _read_pid(self.path)
-                if pid is not None and pid != os.getpid() and _alive(pid):
-                    raise TrainingError(
-                        f"{self.path.parent}: run is being trained by process {pid}; wait for it, stop it, "
-                        f"or choose another --run"
-                    ) from None
-                self.path.unlink(missing_ok=True)  # stale: its process is gone
-                continue
+                tmp = self.path.with_name(f"{LOCK}.{os.getpid()}")
+                tmp.write_text(str(os.getpid()))
+                os.replace(tmp, self.path)  # takes over a stale lock (dead pid or unreadable) atomically
             except OSError as e:
                 raise TrainingError(f"{self.path.parent}: cannot write in the models folder ({e.strerror})") from None
-            with os.fdopen(fd, "w") as fh:
-                fh.write(str(os.getpid()))
-            return self
-        raise TrainingError(f"{self.path}: cannot take the run lock; remove the file if no training is running")
+        return self
 
     def __exit__(self, *exc: object) -> None:
         if _read_pid(self.path) == os.getpid():

@@ -159,6 +159,7 @@ def train(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (overrides train.seed).", show_default=False)] = None,
     run: RunOpt = None,
     algorithm: Annotated[Optional[str], typer.Option("--algorithm", help="Training algorithm: original or hybrid (overrides train.algorithm).", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Delete the run's existing checkpoints and start over.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -171,7 +172,7 @@ def train(
     con = _console(stderr=as_json)
     with _Interrupt() as interrupt:
         progress = TrainProgress(con, plain=quiet or as_json or not con.is_terminal, interrupt=interrupt)
-        summary = engine.train(config, overrides, resume=resume, callback=progress)
+        summary = engine.train(config, overrides, resume=resume, callback=progress, force=force)
     if as_json:
         print_json(summary)
     else:

@@ -102,7 +102,7 @@ def inspect_data(config: str | Path | None = None, data: str | Path | None = Non
 
 
 def train(config: str | Path | None = None, overrides: dict[str, Any] | None = None, *, resume: bool = False,
-          callback: Any = None) -> dict[str, Any]:
+          callback: Any = None, force: bool = False) -> dict[str, Any]:
     """Train a run (``models_dir/run``) as the config says; see :func:`whatnext.environment.train`.
 
     ``callback`` is a :class:`whatnext.callbacks.Callback` (progress, early stop, Ctrl-C).
@@ -113,7 +113,7 @@ def train(config: str | Path | None = None, overrides: dict[str, Any] | None = N
 
     cfg = config_for(config, overrides)
     ds = load_dataset(cfg)
-    summary = train_loop(cfg, ds, resume=resume, callback=callback, evaluator=_validator(cfg, ds))
+    summary = train_loop(cfg, ds, resume=resume, callback=callback, evaluator=_validator(cfg, ds), force=force)
     summary["config"] = str(cfg.source) if cfg.source else None
     return summary
 

@@ -24,12 +24,14 @@ from whatnext.agent import Agent, make_batch, positions_for, steps_per_epoch
 from whatnext.callbacks import Callback, CallbackList, JsonlWriter
 from whatnext.config import Config
 from whatnext.data import PAD, Dataset
-from whatnext.errors import CheckpointError, ConfigError, TrainingError
+from whatnext.errors import CheckpointError, ConfigError, OutputExistsError, TrainingError
 from whatnext.state import State
 
 log = logging.getLogger(__name__)
 Evaluator = Callable[[Agent], dict[str, float]]
-SELECT_METRIC = "eval/ndcg@10"
+def select_metric(ks: list[int]) -> str:
+    """The validation metric that picks the best checkpoint: NDCG@10, else NDCG at the first cut-off."""
+    return f"eval/ndcg@{10 if 10 in ks else ks[0]}"
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -65,14 +67,23 @@ def checkpoint_payload(agent: Agent, cfg: Config, step: int, epoch: int, metrics
 
 
 def train(cfg: Config, dataset: Dataset, *, resume: bool = False, callback: Callback | None = None,
-          evaluator: Evaluator | None = None) -> dict[str, Any]:
+          evaluator: Evaluator | None = None, force: bool = False) -> dict[str, Any]:
     """Train actor and critic on ``dataset`` as ``cfg`` says; return a summary dict.
 
-    ``resume`` continues from the run's newest good checkpoint. ``evaluator`` (agent ->
-    validation metrics) runs at every checkpoint and decides the ``best`` marker.
+    ``resume`` continues from the run's newest good checkpoint. Starting afresh in a run that
+    already has checkpoints is refused (OutputExistsError) unless ``force``, which deletes
+    them first. ``evaluator`` (agent -> validation metrics) runs at every checkpoint and
+    decides the ``best`` marker.
     """
     run_dir = cfg.run_dir
     with checkpoints.RunLock(run_dir):
+        if not resume and checkpoints.listing(run_dir):
+            if not force:
+                raise OutputExistsError(
+                    f"{run_dir}: run '{run_dir.name}' already has checkpoints; continue it with --resume, "
+                    f"start another with --run NAME, or pass --force to delete them and start over"
+                )
+            checkpoints.clear(run_dir)
         return _train_locked(cfg, dataset, run_dir, resume, callback or Callback(), evaluator)
 
 
@@ -148,7 +159,7 @@ def _checkpoint(agent: Agent, cfg: Config, run_dir: Path, step: int, epoch: int,
         ev = evaluator(agent)
         cb.on_eval(step, ev)
         saved.update(ev)
-        score = ev.get(SELECT_METRIC)
+        score = ev.get(select_metric(list(cfg.eval.ks)))
         if score is not None and (best is None or score > best):
             best, is_best = float(score), True
     pt = checkpoints.save(run_dir, checkpoint_payload(agent, cfg, step, epoch, saved, best))

@@ -107,7 +107,8 @@ def next_item(r: RewardInputs) -> np.ndarray:
     """1 for the logged next item, else exp(-distance / delta) (see the module doc): (B, M)."""
     diff = r.vectors[r.produced].astype(np.float64) - r.vectors[r.target][:, None, :]
     d = np.sqrt((diff * diff).sum(-1))
-    return np.where(r.produced == r.target[:, None], 1.0, np.exp(-d / max(r.delta, 1e-12)))
+    near = np.minimum(np.exp(-d / max(r.delta, 1e-12)), np.nextafter(1.0, 0.0))  # a different item stays below 1
+    return np.where(r.produced == r.target[:, None], 1.0, near)
 
 
 def hit(r: RewardInputs) -> np.ndarray:
