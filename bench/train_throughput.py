@@ -1,0 +1,106 @@
+"""Training throughput: whatnext's training step against a bare PyTorch step of the same shapes.
+
+    python bench/train_throughput.py                      # built-in demo data, default config
+    python bench/train_throughput.py --data ../shared/data/ml-100k/u.data --steps 200
+
+Both run in the same process, alternating in rounds so that a busy machine slows both alike.
+The bare step is what any implementation must do: the actor LSTM over a batch of windows,
+the softmax over every item at every step and its backward pass, and the critic LSTM scoring
+the re-rank slate (M candidates per window) with its regression backward pass, on tensors
+prepared in advance. whatnext's step adds what the engine does around it: building the batch
+from the histories, noise, the nearest-neighbour slate, the rewards, the seen flags, metrics.
+Prints samples/s (windows/s) for both and the ratio (target: under 1.5x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from whatnext.agent import Agent, make_batch, positions_for
+from whatnext.config import load_config
+from whatnext.data import PAD, load_dataset
+from whatnext.state import State
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data")
+    ap.add_argument("--config")
+    ap.add_argument("--steps", type=int, default=100, help="steps per variant (in rounds of 10)")
+    args = ap.parse_args()
+    cfg = load_config(args.config, {"data.path": str(Path(args.data).resolve()) if args.data else None})
+    ds = load_dataset(cfg)
+    torch.manual_seed(0)
+    agent = Agent(State(ds), cfg)
+    agent.wake()
+    bs, w, m = cfg.train.batch_size, cfg.model.window, max(cfg.model.rerank, 1)
+    positions = positions_for(ds, cfg.train.algorithm, w)
+    rng = np.random.default_rng(0)
+
+    # the bare step: same modules and shapes, no engine around it
+    bare_actor, bare_critic = type(agent.actor)(**agent.args), type(agent.critic)(**agent.args)
+    if agent.args["feature_dim"]:
+        feats = torch.from_numpy(ds.catalogue.features)
+        bare_actor.items.set_features(feats)
+        bare_critic.items.set_features(feats)
+    a_opt = torch.optim.Adam(bare_actor.parameters(), lr=cfg.train.actor_lr)
+    c_opt = torch.optim.Adam(bare_critic.parameters(), lr=cfg.train.critic_lr)
+    fixed = make_batch(ds, positions[rng.choice(len(positions), bs)], w)
+    inputs, lengths = torch.from_numpy(fixed.inputs), torch.from_numpy(fixed.lengths)
+    targets = torch.from_numpy(fixed.targets)
+    valid = targets != PAD
+    cand = torch.randint(0, len(ds.catalogue), (bs, m))
+    reward = torch.rand(bs, m)
+    seen = torch.zeros(bs, m)
+
+    def bare_step() -> None:
+        protos = bare_actor.sequence(inputs)
+        ce = F.cross_entropy(bare_actor.logits(protos[valid]), targets[valid])
+        a_opt.zero_grad()
+        ce.backward()
+        torch.nn.utils.clip_grad_norm_(bare_actor.parameters(), cfg.train.grad_clip)
+        a_opt.step()
+        with torch.no_grad():
+            vec = bare_actor.items(cand)
+        q = bare_critic.score(bare_critic.encode(inputs, lengths), vec, seen)
+        loss = F.mse_loss(q, reward)
+        c_opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(bare_critic.parameters(), cfg.train.grad_clip)
+        c_opt.step()
+
+    step_no = [0]
+
+    def engine_step() -> None:
+        s = step_no[0]
+        step_no[0] += 1
+        batch = make_batch(ds, positions[np.random.default_rng(s).choice(len(positions), bs)], w)
+        agent.propagate(batch, np.random.default_rng(s), torch.Generator().manual_seed(s))
+
+    for fn in (bare_step, engine_step):  # warm-up
+        fn()
+    times = {"bare": 0.0, "whatnext": 0.0}
+    for _ in range(max(1, args.steps // 10)):
+        for name, fn in (("bare", bare_step), ("whatnext", engine_step)):
+            t = time.perf_counter()
+            for _ in range(10):
+                fn()
+            times[name] += time.perf_counter() - t
+    n = max(1, args.steps // 10) * 10
+    sps = {k: n * bs / v for k, v in times.items()}
+    print(f"data: {ds.source}; algorithm {cfg.train.algorithm}, batch {bs} windows of {w}, "
+          f"{len(ds.catalogue)} items, re-rank slate {cfg.model.rerank}, threads {torch.get_num_threads()}")
+    print(f"{'step':<10} {'samples/s':>10} {'ms/step':>9}")
+    for k in ("bare", "whatnext"):
+        print(f"{k:<10} {sps[k]:>10.0f} {1000 * times[k] / n:>9.2f}")
+    print(f"overhead ratio (bare / whatnext samples/s): {sps['bare'] / sps['whatnext']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
