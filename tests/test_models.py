@@ -179,7 +179,7 @@ def test_model_args_choose_the_item_table() -> None:
     ds = ch.dataset()
     cfg = Config()
     cfg.model.embedding_dim = 6
-    for mode, (f, l) in {"auto": (3, 0), "features": (3, 0), "learned": (0, 6), "both": (3, 6)}.items():
+    for mode, (f, l) in {"auto": (3, 6) if cfg.train.algorithm == "hybrid" else (3, 0), "features": (3, 0), "learned": (0, 6), "both": (3, 6)}.items():
         cfg.model.item_embedding = mode
         a = model_args(cfg, ds)
         assert (a["feature_dim"], a["learned_dim"]) == (f, l), mode

@@ -62,8 +62,8 @@ def model_args(cfg: Config, dataset: Dataset) -> dict[str, Any]:
     """Primitive constructor arguments of actor and critic for this config and catalogue."""
     mode = cfg.model.item_embedding
     has = dataset.catalogue.has_features
-    if mode == "auto":
-        mode = "features" if has else "learned"
+    if mode == "auto":  # the original design reads song attributes; hybrid adds a learned part
+        mode = ("features" if cfg.train.algorithm == "original" else "both") if has else "learned"
     if mode in ("features", "both") and not has:
         from whatnext.errors import ConfigError
 
@@ -94,6 +94,7 @@ class Agent:
             feats = torch.from_numpy(state.catalogue.features)
             self.actor.items.set_features(feats)
             self.critic.items.set_features(feats)
+        self.rerank_weight = cfg.model.rerank_weight  # tuned on validation when model.tune_rerank
         self.actor_opt: torch.optim.Optimizer | None = None
         self.critic_opt: torch.optim.Optimizer | None = None
         self._vectors: np.ndarray | None = None
@@ -181,7 +182,9 @@ class Agent:
         """Order candidates by actor logit + rerank_weight * log(critic value) and keep k.
 
         A product of experts: the actor's softmax over distances and the critic's estimate of
-        the reward of each candidate (clipped to [1e-4, 1] before the log). Ties: nearer first.
+        the reward of each candidate (clipped to [1e-4, 1] before the log). ``rerank_weight``
+        starts at the config's value and is tuned on validation (``model.tune_rerank``).
+        Ties: nearer first.
         """
         vectors = self.item_vectors()
         self.critic.eval()
@@ -190,7 +193,7 @@ class Agent:
             q = self.critic.score(summary, torch.from_numpy(vectors[np.maximum(cand, 0)]),
                                   torch.from_numpy(in_window(cand, inputs))).numpy().astype(np.float64)
         logit = -(dist.astype(np.float64) ** 2) * self.actor.log_scale.exp().item()
-        score = logit + self.cfg.model.rerank_weight * np.log(np.clip(q, 1e-4, 1.0))
+        score = logit + self.rerank_weight * np.log(np.clip(q, 1e-4, 1.0))
         score[cand < 0] = -np.inf
         order = np.argsort(-score, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(cand, order, 1), np.take_along_axis(dist, order, 1)

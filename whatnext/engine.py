@@ -118,13 +118,34 @@ def train(config: str | Path | None = None, overrides: dict[str, Any] | None = N
     return summary
 
 
+#: rerank weights tried on validation at each checkpoint (model.tune_rerank)
+RERANK_GRID = (0.0, 0.1, 0.25, 0.5, 1.0)
+
+
 def _validator(cfg: Config, ds: Any) -> Any:
+    """agent -> validation metrics; with model.tune_rerank it also picks the agent's rerank weight."""
+    from whatnext.environment import select_metric
     from whatnext.evaluate import evaluate
+
+    key = select_metric(list(cfg.eval.ks))
+
+    def score(agent: Any) -> dict[str, float]:
+        res = evaluate(agent, ds, split="valid", ks=tuple(cfg.eval.ks), include_seen=cfg.eval.include_seen)
+        return {k: float(v) for k, v in res.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
     def run(agent: Any) -> dict[str, float]:
         agent.ready()
-        res = evaluate(agent, ds, split="valid", ks=tuple(cfg.eval.ks), include_seen=cfg.eval.include_seen)
-        return {k: float(v) for k, v in res.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if not (cfg.model.rerank and cfg.model.tune_rerank):
+            return score(agent)
+        best: tuple[float, float, dict[str, float]] | None = None
+        for w in sorted({*RERANK_GRID, cfg.model.rerank_weight}):
+            agent.rerank_weight = w
+            res = score(agent)
+            if best is None or res[key] > best[0]:
+                best = (res[key], w, res)
+        assert best is not None
+        agent.rerank_weight = best[1]
+        return {**best[2], "eval/rerank_weight": best[1]}
 
     return run
 

@@ -62,7 +62,7 @@ def checkpoint_payload(agent: Agent, cfg: Config, step: int, epoch: int, metrics
         "model_name": cfg.model.name, "model_args": dict(agent.args), "algorithm": cfg.train.algorithm,
         "config": cfg.to_dict(), "fingerprint": agent.state.catalogue.fingerprint(),
         "metrics": {k: float(v) for k, v in metrics.items()}, "best_metric": best,
-        "torch_rng": torch.get_rng_state(),
+        "torch_rng": torch.get_rng_state(), "rerank_weight": float(agent.rerank_weight),
     }
 
 
@@ -197,6 +197,7 @@ def restore(agent: Agent, payload: dict[str, Any], *, optimisers: bool = False) 
         assert agent.actor_opt is not None and agent.critic_opt is not None
         agent.actor_opt.load_state_dict(payload["actor_opt"])
         agent.critic_opt.load_state_dict(payload["critic_opt"])
+    agent.rerank_weight = float(payload.get("rerank_weight", agent.cfg.model.rerank_weight))
     agent._vectors = None
 
 
@@ -212,6 +213,7 @@ def export_legacy(agent: Agent, cfg: Config) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         torch.save({"format_version": checkpoints.FORMAT_VERSION, "model_name": cfg.model.name,
+                    "rerank_weight": float(agent.rerank_weight),
                     "model_args": dict(agent.args), "state_dict": module.state_dict(),
                     "fingerprint": agent.state.catalogue.fingerprint(), "config": cfg.to_dict()}, buf)
         checkpoints.write_atomic(path, buf.getvalue())
