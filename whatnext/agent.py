@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from whatnext import models, rewards
+from whatnext.transitions import Transitions
 from whatnext.config import Config
 from whatnext.data import PAD, Dataset
 from whatnext.state import State
@@ -92,9 +93,10 @@ class Agent:
         self.actor, self.critic = models.build(cfg.model.name, self.args)
         if self.args["feature_dim"]:
             feats = torch.from_numpy(state.catalogue.features)
-            self.actor.items.set_features(feats)
-            self.critic.items.set_features(feats)
+            for table in {self.actor.items, self.actor.out_items, self.critic.items}:
+                table.set_features(feats)
         self.rerank_weight = cfg.model.rerank_weight  # tuned on validation when model.tune_rerank
+        self.transitions = Transitions(state.dataset)
         self.actor_opt: torch.optim.Optimizer | None = None
         self.critic_opt: torch.optim.Optimizer | None = None
         self._vectors: np.ndarray | None = None
@@ -128,7 +130,7 @@ class Agent:
         """Every item's vector in the actor's space (cached until the next learning step)."""
         if self._vectors is None:
             with torch.no_grad():
-                self._vectors = self.actor.items.all().numpy().astype(np.float32)
+                self._vectors = self.actor.out_items.all().numpy().astype(np.float32)
             if self.args["learned_dim"]:
                 self.state.set_embeddings(self._vectors)
         return self._vectors
@@ -170,12 +172,33 @@ class Agent:
             ex = None if exclude is None else exclude[s : s + 1024]
             i, d = self.state.nearest(proto, max(k, m) if m else k, ex)
             if m:
+                i, d = self._add_successors(inputs, lengths, proto, i, d, ex)
                 i, d = self._rerank(inputs, lengths, i, d, k)
             out_i.append(i)
             out_d.append(d)
         if not out_i:
             return np.zeros((0, k), np.int64), np.zeros((0, k))
         return np.concatenate(out_i), np.concatenate(out_d)
+
+    def _add_successors(self, inputs: np.ndarray, lengths: np.ndarray, proto: np.ndarray, cand: np.ndarray,
+                        dist: np.ndarray, exclude: Sequence[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+        """Append the last item's most frequent successors (not excluded, not already there) to the slate."""
+        last = inputs[np.arange(len(inputs)), lengths - 1]
+        succ = self.transitions.successors(last, SUCCESSORS)
+        drop = (succ[:, :, None] == cand[:, None, :]).any(-1) | (succ < 0)
+        if exclude is not None:
+            ex, _ = pad_histories(exclude, max(1, max((len(e) for e in exclude), default=1)))
+            drop |= (succ[:, :, None] == ex[:, None, :]).any(-1)
+        succ = np.where(drop, -1, succ)
+        vec = self.item_vectors()[np.maximum(succ, 0)]
+        d = np.sqrt(((vec - proto[:, None, :]) ** 2).sum(-1))
+        return np.concatenate([cand, succ], 1), np.concatenate([dist, np.where(succ < 0, np.inf, d)], 1)
+
+    def candidate_extra(self, inputs: np.ndarray, lengths: np.ndarray, cand: np.ndarray) -> torch.Tensor:
+        """The critic's per-candidate inputs (B, M, 3): seen in the window, transition features."""
+        last = inputs[np.arange(len(inputs)), lengths - 1]
+        seen = in_window(cand, inputs)[..., None].astype(np.float64)
+        return torch.from_numpy(np.concatenate([seen, self.transitions.features(last, cand)], -1)).float()
 
     def _rerank(self, inputs: np.ndarray, lengths: np.ndarray, cand: np.ndarray, dist: np.ndarray,
                 k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -191,7 +214,7 @@ class Agent:
         with torch.no_grad():
             summary = self.critic.encode(torch.from_numpy(inputs), torch.from_numpy(lengths))
             q = self.critic.score(summary, torch.from_numpy(vectors[np.maximum(cand, 0)]),
-                                  torch.from_numpy(in_window(cand, inputs))).numpy().astype(np.float64)
+                                  self.candidate_extra(inputs, lengths, np.maximum(cand, 0))).numpy().astype(np.float64)
         logit = -(dist.astype(np.float64) ** 2) * self.actor.log_scale.exp().item()
         score = logit + self.rerank_weight * np.log(np.clip(q, 1e-4, 1.0))
         score[cand < 0] = -np.inf
@@ -216,6 +239,10 @@ def pad_histories(histories: Sequence[np.ndarray], window: int) -> tuple[np.ndar
 
 
 # ---------------------------------------------------------------- algorithms
+
+
+#: how many of the last item's most frequent training successors join the re-rank slate
+SUCCESSORS = 10
 
 
 def in_window(candidates: np.ndarray, inputs: np.ndarray) -> np.ndarray:
@@ -244,17 +271,19 @@ def _actor_critic(agent: Agent, batch: Batch, proto: torch.Tensor, rng: np.rando
             cand = np.concatenate([cand, np.where(slate < 0, produced[:, None], slate)], axis=1)
     else:  # hybrid: the slate the critic will re-rank is what it learns on
         slate, _ = agent.state.nearest(noisy.numpy(), m)
+        last = batch.inputs[np.arange(len(batch.lengths)), batch.lengths - 1]
+        slate = np.concatenate([slate, agent.transitions.successors(last, SUCCESSORS)], 1)
         cand = np.where(slate < 0, slate[:, :1], slate)
         produced = cand[:, 0]
     assert agent.population_sigma is not None
     r_in = rewards.RewardInputs(batch.inputs, batch.lengths, cand, batch.last_target, batch.users,
                                 vectors, agent.population_sigma, agent.delta)
     reward, parts = rewards.combined(t.rewards, r_in)
-    seen = torch.from_numpy(in_window(cand, batch.inputs))
+    extra = agent.candidate_extra(batch.inputs, batch.lengths, cand)
     # critic: regression of the rewards of the produced song (and the candidates)
     assert agent.critic_opt is not None
     agent.critic.train()
-    q = agent.critic.score(agent.critic.encode(inputs, lengths), torch.from_numpy(vectors[cand]), seen)
+    q = agent.critic.score(agent.critic.encode(inputs, lengths), torch.from_numpy(vectors[cand]), extra)
     critic_loss = F.mse_loss(q, torch.from_numpy(reward).float())
     agent.critic_opt.zero_grad(set_to_none=True)
     critic_loss.backward()

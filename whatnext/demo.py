@@ -2,10 +2,12 @@
 
 About 2,000 songs by 250 artists in 12 genres, each song with 8 audio-style attributes in
 [0, 1]; about 500 users whose taste mixes two or three genres; about 50,000 plays grouped
-in sessions. Within a session the next song depends on the recent ones: often the next
-track of the same artist's album, often a song close to the current one in attribute space
-(so the session drifts), sometimes a jump to another favourite genre or a popular song.
-That gives a sequential model real signal to beat popularity with.
+in sessions. Each session has a mood, a point in attribute space that drifts a little with
+every song and is pulled toward what was just played; the next song is often the next track
+of the same artist's album (25%), mostly a song that fits the current mood (63%, popular
+songs more often), sometimes a jump to another favourite genre or a popular song. The next
+song thus depends on the recent ones (several of them reveal the mood better than the last
+alone), which gives a sequential model real signal to beat popularity with.
 
 The same seed gives byte-identical CSV files.
 """
@@ -52,11 +54,6 @@ def generate(seed: int = 0, n_users: int = 500, n_items: int = 2000, n_events: i
     pos = np.arange(n_items) - first[song_artist]
     next_track = first[song_artist] + (pos + 1) % count[song_artist]
 
-    # nearest songs of the same genre: where a drifting session goes next
-    dist = ((feats[:, None, :] - feats[None, :, :]) ** 2).sum(-1)
-    dist[song_genre[:, None] != song_genre[None, :]] = np.inf
-    np.fill_diagonal(dist, np.inf)
-    neighbours = np.argsort(dist, axis=1, kind="stable")[:, :15]
     genre_songs = [np.flatnonzero(song_genre == g) for g in range(n_genres)]
     genre_p = [pop[s] / pop[s].sum() for s in genre_songs]
 
@@ -72,19 +69,27 @@ def generate(seed: int = 0, n_users: int = 500, n_items: int = 2000, n_events: i
         while len(u_items) < per_user[u]:
             g = rng.choice(fav, p=mix)
             song = int(rng.choice(genre_songs[g], p=genre_p[g]))
+            # the session's mood: a point in attribute space that drifts a little with every song
+            mood = feats[song] + rng.normal(0, 0.03, d)
             for _ in range(int(rng.geometric(1 / 12))):
                 u_items.append(song)
                 times.append(t)
                 t += int(rng.integers(150, 300))
+                mood = np.clip(mood + rng.normal(0, 0.04, d), 0, 1)
                 r = rng.random()
-                if r < 0.45:
+                if r < 0.25:  # album listening: the artist's next track
                     song = int(next_track[song])
-                elif r < 0.85:
-                    song = int(neighbours[song, rng.integers(0, 15)])
-                elif r < 0.93:
+                elif r < 0.88:  # a song that fits the mood, popular ones more often
+                    cands = genre_songs[g]
+                    near = cands[np.argsort(((feats[cands] - mood) ** 2).sum(1), kind="stable")[:25]]
+                    w = pop[near] / pop[near].sum()
+                    song = int(rng.choice(near, p=w))
+                    mood = 0.7 * mood + 0.3 * feats[song]
+                elif r < 0.95:  # switch to another favourite genre
                     g = rng.choice(fav, p=mix)
                     song = int(rng.choice(genre_songs[g], p=genre_p[g]))
-                else:
+                    mood = feats[song].copy()
+                else:  # whatever is popular
                     song = int(rng.choice(n_items, p=pop))
             t += int(rng.exponential(86400)) + 3600
         users.extend([u + 1] * len(u_items))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from whatnext.config import LEGACY_NAME, TOML_NAME, Config, load_config, to_toml
-from whatnext.errors import OutputExistsError, WhatnextError
+from whatnext.errors import OutputExistsError, TrainingError, WhatnextError
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,12 @@ def inspect_data(config: str | Path | None = None, data: str | Path | None = Non
     from whatnext.data import load_dataset
     from whatnext.stats import describe
 
+    from whatnext.errors import ConfigError
+
     overrides = dict(overrides or {})
     if data is not None:
+        if not Path(data).exists():
+            raise ConfigError(f"{Path(data).resolve()}: file not found (the PATH given to inspect-data); check the path")
         overrides["data.path"] = str(Path(data).resolve())
     cfg = config_for(config, overrides)
     ds = load_dataset(cfg, lenient=True)
@@ -113,13 +117,19 @@ def train(config: str | Path | None = None, overrides: dict[str, Any] | None = N
 
     cfg = config_for(config, overrides)
     ds = load_dataset(cfg)
-    summary = train_loop(cfg, ds, resume=resume, callback=callback, evaluator=_validator(cfg, ds), force=force)
+    try:
+        summary = train_loop(cfg, ds, resume=resume, callback=callback, evaluator=_validator(cfg, ds), force=force)
+    except OSError as e:  # the metrics log or a legacy export on a full disk or a read-only folder
+        raise TrainingError(
+            f"{e.filename or cfg.run_dir}: cannot write ({e.strerror or e}); the checkpoints already saved are intact — "
+            f"free disk space or fix permissions on {cfg.run_dir}, then continue with --resume"
+        ) from None
     summary["config"] = str(cfg.source) if cfg.source else None
     return summary
 
 
 #: rerank weights tried on validation at each checkpoint (model.tune_rerank)
-RERANK_GRID = (0.0, 0.1, 0.25, 0.5, 1.0)
+RERANK_GRID = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 def _validator(cfg: Config, ds: Any) -> Any:
@@ -155,9 +165,14 @@ def load_agent(cfg: Config, ds: Any, run: str | None = None, checkpoint: str | P
     from whatnext import checkpoints
     from whatnext.environment import agent_from_payload
 
+    from whatnext.errors import CheckpointError
+
     pt = checkpoints.resolve(cfg.resolve(cfg.paths.models_dir), run or cfg.paths.run, checkpoint)
     payload = checkpoints.load(pt)
-    return agent_from_payload(cfg, ds, payload), pt
+    try:
+        return agent_from_payload(cfg, ds, payload), pt
+    except CheckpointError as e:  # name the file: "the checkpoint" alone does not say which
+        raise CheckpointError(f"{pt}: {e}") from None
 
 
 # ---------------------------------------------------------------- recommending
@@ -368,14 +383,14 @@ def evaluate(config: str | Path | None = None, overrides: dict[str, Any] | None 
     from whatnext.data import load_dataset
     from whatnext.errors import ConfigError
 
+    if split is not None and split not in ("valid", "test"):  # before the config, which would name eval.split
+        raise ConfigError(f"--split is {split!r}, expected valid or test")
     over = dict(overrides or {})
     if split is not None:
         over["eval.split"] = split
     if include_seen is not None:
         over["eval.include_seen"] = include_seen
     cfg = config_for(config, over)
-    if split is not None and split not in ("valid", "test"):
-        raise ConfigError(f"--split is {split!r}, expected valid or test")
     ds = load_dataset(cfg)
     agent, pt = load_agent(cfg, ds, run, checkpoint)
     emb = ds.catalogue.features if ds.catalogue.has_features else agent.item_vectors()

@@ -81,6 +81,8 @@ class AgentModel(nn.Module):
                  num_layers: int = 1, dropout: float = 0.0) -> None:
         super().__init__()
         self.items = ItemTable(n_items, feature_dim, learned_dim)
+        # untied output table: where proto-actions point (the item space recommendations live in)
+        self.out_items = ItemTable(n_items, feature_dim, learned_dim) if learned_dim else self.items
         self.lstm = nn.LSTM(self.items.dim, hidden_size, num_layers=num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
         self.drop = nn.Dropout(dropout)
@@ -105,16 +107,21 @@ class AgentModel(nn.Module):
 
     def logits(self, proto: torch.Tensor, item_vectors: torch.Tensor | None = None) -> torch.Tensor:
         """Scores of every item for each proto-action: -scale * squared distance (..., n_items)."""
-        e = self.items.all() if item_vectors is None else item_vectors
+        e = self.out_items.all() if item_vectors is None else item_vectors
         # -(|p|^2 - 2 p.e + |e|^2); |p|^2 is constant per row, so it is left out of the softmax
         return (2.0 * proto @ e.T - (e * e).sum(-1)) * self.log_scale.exp()
+
+
+#: per-candidate inputs of the critic's head: seen flag, log1p(transition count), transition share
+CRITIC_EXTRA = 3
 
 
 class CriticModel(nn.Module):
     """The critic: an LSTM over a history, joined with a candidate item's vector -> a value.
 
-    Besides the candidate's vector the head sees one flag: whether the candidate is already
-    in the history window (users repeat songs at their own rate; the critic learns it).
+    Besides the candidate's vector the head sees ``n_extra`` per-candidate inputs: whether the
+    candidate is already in the history window (users repeat songs at their own rate) and how
+    often it followed the history's last item in training (see :mod:`whatnext.transitions`).
     """
 
     def __init__(self, n_items: int, feature_dim: int, learned_dim: int, hidden_size: int = 64,
@@ -124,25 +131,29 @@ class CriticModel(nn.Module):
         dim = self.items.dim
         self.lstm = nn.LSTM(dim, hidden_size, num_layers=num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
-        self.head = nn.Sequential(nn.Linear(hidden_size + dim + 1, hidden_size), nn.ReLU(), nn.Dropout(dropout),
-                                  nn.Linear(hidden_size, 1))
+        self.n_extra = CRITIC_EXTRA
+        self.head = nn.Sequential(nn.Linear(hidden_size + dim + self.n_extra, hidden_size), nn.ReLU(),
+                                  nn.Dropout(dropout), nn.Linear(hidden_size, 1))
 
     def encode(self, hist: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The history's summary (B, H), reusable for scoring many candidates."""
         return _encode(self.lstm, self.items(hist), lengths)[1]
 
-    def score(self, summary: torch.Tensor, candidate: torch.Tensor, seen: torch.Tensor | None = None) -> torch.Tensor:
-        """Values of candidate vectors (B, M, dim) with seen flags (B, M), given summaries (B, H): (B, M)."""
-        if seen is None:
-            seen = torch.zeros(candidate.shape[:-1])
+    def score(self, summary: torch.Tensor, candidate: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """Values of candidate vectors (B, M, dim) with extra inputs (B, M, n_extra), given summaries (B, H): (B, M).
+
+        ``extra`` None means zeros (a candidate not in the history, never seen after its last item).
+        """
+        if extra is None:
+            extra = torch.zeros(*candidate.shape[:-1], self.n_extra)
         summary = summary[:, None, :].expand(-1, candidate.shape[1], -1)
-        x = torch.cat([summary, candidate, seen[..., None].to(candidate.dtype)], dim=-1)
+        x = torch.cat([summary, candidate, extra.to(candidate.dtype)], dim=-1)
         return self.head(x).squeeze(-1)
 
     def forward(self, hist: torch.Tensor, lengths: torch.Tensor, candidate: torch.Tensor,
-                seen: torch.Tensor | None = None) -> torch.Tensor:
+                extra: torch.Tensor | None = None) -> torch.Tensor:
         """Value of each (history, candidate vector) pair: (B,) for (B, dim) candidates."""
-        return self.score(self.encode(hist, lengths), candidate[:, None, :], None if seen is None else seen[:, None])[:, 0]
+        return self.score(self.encode(hist, lengths), candidate[:, None, :], None if extra is None else extra[:, None, :])[:, 0]
 
 
 #: model.name -> (actor class, critic class). The legacy ``model, lstm`` maps to "lstm".
