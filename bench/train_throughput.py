@@ -47,17 +47,18 @@ def main() -> None:
     bare_actor, bare_critic = type(agent.actor)(**agent.args), type(agent.critic)(**agent.args)
     if agent.args["feature_dim"]:
         feats = torch.from_numpy(ds.catalogue.features)
-        bare_actor.items.set_features(feats)
-        bare_critic.items.set_features(feats)
+        for table in {bare_actor.items, bare_actor.out_items, bare_critic.items}:
+            table.set_features(feats)
     a_opt = torch.optim.Adam(bare_actor.parameters(), lr=cfg.train.actor_lr)
     c_opt = torch.optim.Adam(bare_critic.parameters(), lr=cfg.train.critic_lr)
     fixed = make_batch(ds, positions[rng.choice(len(positions), bs)], w)
     inputs, lengths = torch.from_numpy(fixed.inputs), torch.from_numpy(fixed.lengths)
     targets = torch.from_numpy(fixed.targets)
     valid = targets != PAD
+    m += 10  # the last item's successors join the slate
     cand = torch.randint(0, len(ds.catalogue), (bs, m))
     reward = torch.rand(bs, m)
-    seen = torch.zeros(bs, m)
+    extra = torch.zeros(bs, m, 3)
 
     def bare_step() -> None:
         protos = bare_actor.sequence(inputs)
@@ -68,7 +69,7 @@ def main() -> None:
         a_opt.step()
         with torch.no_grad():
             vec = bare_actor.items(cand)
-        q = bare_critic.score(bare_critic.encode(inputs, lengths), vec, seen)
+        q = bare_critic.score(bare_critic.encode(inputs, lengths), vec, extra)
         loss = F.mse_loss(q, reward)
         c_opt.zero_grad()
         loss.backward()

@@ -251,7 +251,7 @@ def in_window(candidates: np.ndarray, inputs: np.ndarray) -> np.ndarray:
 
 
 def _actor_critic(agent: Agent, batch: Batch, proto: torch.Tensor, rng: np.random.Generator,
-                  gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+                  gen: torch.Generator, need_dpg: bool = True) -> tuple[torch.Tensor | None, dict[str, float]]:
     """The original cycle on one proto-action per window: returns the actor's DPG loss term.
 
     Noise, produce and reward happen outside autograd; the critic is stepped here. With
@@ -289,6 +289,10 @@ def _actor_critic(agent: Agent, batch: Batch, proto: torch.Tensor, rng: np.rando
     critic_loss.backward()
     _clip(agent.critic.parameters(), t.grad_clip)
     agent.critic_opt.step()
+    metrics = {"train/critic_loss": critic_loss.item(), "train/reward": float(reward[:, 0].mean()),
+               "train/hit": float((produced == batch.last_target).mean()), **parts}
+    if not need_dpg:
+        return None, metrics
     # actor: maximise critic(history, actor(history)); the critic's own weights are not stepped by it
     with torch.no_grad():
         summary = agent.critic.encode(inputs, lengths)
@@ -297,8 +301,6 @@ def _actor_critic(agent: Agent, batch: Batch, proto: torch.Tensor, rng: np.rando
     dpg = -agent.critic.score(summary, proto[:, None, :]).mean()
     for p in agent.critic.parameters():
         p.requires_grad_(True)
-    metrics = {"train/critic_loss": critic_loss.item(), "train/reward": float(reward[:, 0].mean()),
-               "train/hit": float((produced == batch.last_target).mean()), **parts}
     return dpg, metrics
 
 
@@ -320,6 +322,7 @@ def train_original(agent: Agent, batch: Batch, rng: np.random.Generator, gen: to
     agent.actor.train()
     proto = agent.actor(torch.from_numpy(batch.inputs), torch.from_numpy(batch.lengths))
     dpg, metrics = _actor_critic(agent, batch, proto, rng, gen)
+    assert dpg is not None
     _step_actor(agent, dpg)
     return {"train/actor_loss": dpg.item(), **metrics}
 
@@ -338,8 +341,8 @@ def train_hybrid(agent: Agent, batch: Batch, rng: np.random.Generator, gen: torc
     w = agent.cfg.train.rl_weight
     if w > 0 or agent.cfg.model.rerank:
         # the critic always learns (it re-ranks); its gradient reaches the actor only when rl_weight > 0
-        dpg, ac = _actor_critic(agent, batch, last if w > 0 else last.detach(), rng, gen)
-        if w > 0:
+        dpg, ac = _actor_critic(agent, batch, last if w > 0 else last.detach(), rng, gen, need_dpg=w > 0)
+        if dpg is not None:
             loss = ce + w * dpg
         metrics.update(ac)
     _step_actor(agent, loss)
