@@ -184,6 +184,8 @@ def _other_value(section: str, key: str, tp: Any, default: Any) -> Any:
         return next(c for c in choices if c != default)
     if (section, key) == ("train", "rewards"):
         return {REWARD_NAMES[-1]: 0.25}
+    if (section, key) == ("data", "encoding"):  # must name a real codec
+        return "latin-1" if default != "latin-1" else "utf-16"
     if tp is bool:
         return not default
     if tp is int:

@@ -77,7 +77,7 @@ class JsonlWriter(Callback):
 
     def _write(self, obj: dict[str, Any]) -> None:
         if self.fh is None:
-            self.fh = self.path.open("a")
+            self.fh = self.path.open("a", buffering=1)  # line-buffered: a kill loses no saved step's line
         self.fh.write(json.dumps(obj) + "\n")
 
     def on_step(self, step: int, metrics: dict[str, float]) -> bool:

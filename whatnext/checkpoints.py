@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +140,8 @@ def verify(pt: Path) -> None:
         raise CheckpointError(f"{pt}: its metadata {meta_path.name} is missing or unreadable; the checkpoint cannot be trusted") from None
     data = pt.read_bytes()
     if hashlib.sha256(data).hexdigest() != expected:
-        raise CheckpointError(f"{pt}: checksum mismatch (truncated or corrupted file, {len(data)} bytes, expected {meta.get('size')})")
+        raise CheckpointError(f"{pt}: checksum mismatch (truncated or corrupted file, {len(data)} bytes, expected {meta.get('size')}); "
+                              f"use another checkpoint ('whatnext checkpoints list'; --resume falls back by itself)")
 
 
 def load(pt: Path, *, check: bool = True) -> dict[str, Any]:
@@ -155,13 +157,23 @@ def load(pt: Path, *, check: bool = True) -> dict[str, Any]:
     try:
         payload = torch.load(pt, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
+        text = str(e)
+        code = re.search(r"GLOBAL ([\w.]+)", text)
+        if code:  # the file names a function or class to call: what a hostile pickle does
+            raise CheckpointError(
+                f"{pt}: refused to load: the file asks to run '{code.group(1)}', which no checkpoint holds "
+                f"(only tensors and plain values are loaded, so nothing ran); use a checkpoint written by 'whatnext train'"
+            ) from None
+        skip = ("Weights only load failed", "Check the documentation", "Please file an issue", "WeightsUnpickler error")
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(skip)]
         raise CheckpointError(
-            f"{pt}: refused to load: the file holds more than tensors and plain values "
-            f"(it could run code: {first[:120]})"
+            f"{pt}: not a readable checkpoint ({(lines[0] if lines else 'unpickling failed')[:100]}); "
+            f"use a checkpoint written by 'whatnext train'"
         ) from None
     except Exception as e:  # torch raises many kinds for a damaged archive
-        raise CheckpointError(f"{pt}: not a readable checkpoint ({type(e).__name__}: {str(e)[:100]})") from None
+        detail = " ".join(str(e).split())[:100]
+        raise CheckpointError(f"{pt}: not a readable checkpoint ({type(e).__name__}: {detail}); "
+                              f"use a checkpoint written by 'whatnext train'") from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         found = payload.get("format_version") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{pt}: checkpoint format {found!r}, expected {FORMAT_VERSION}; it was not written by this whatnext")
@@ -238,7 +250,7 @@ class RunLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             guard = open(self.path.with_name(LOCK + ".guard"), "a")
         except OSError as e:
-            raise TrainingError(f"{self.path.parent}: cannot write in the models folder ({e.strerror})") from None
+            raise TrainingError(self._cannot_write(e)) from None
         # the guard serialises check-and-take-over, so two processes cannot both take a stale lock
         with guard:
             fcntl.flock(guard.fileno(), fcntl.LOCK_EX)
@@ -249,12 +261,16 @@ class RunLock:
                     f"or choose another --run"
                 )
             try:
-                tmp = self.path.with_name(f"{LOCK}.{os.getpid()}")
+                tmp = self.path.with_name(f"{LOCK}.{os.getpid()}.tmp")  # a dot-name ending .tmp, like every temporary file
                 tmp.write_text(str(os.getpid()))
                 os.replace(tmp, self.path)  # takes over a stale lock (dead pid or unreadable) atomically
             except OSError as e:
-                raise TrainingError(f"{self.path.parent}: cannot write in the models folder ({e.strerror})") from None
+                raise TrainingError(self._cannot_write(e)) from None
         return self
+
+    def _cannot_write(self, e: OSError) -> str:
+        return (f"{self.path.parent}: cannot write in the models folder ({e.strerror}); fix its permissions or free "
+                f"disk space, or set paths.models_dir to a writable folder")
 
     def __exit__(self, *exc: object) -> None:
         if _read_pid(self.path) == os.getpid():

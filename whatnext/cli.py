@@ -319,5 +319,23 @@ def run_cmd(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: usage errors (bad option, missing value) become one line, exit 2."""
+    try:
+        from typer._click import exceptions as cx  # typer >= 0.22 carries its own click
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click import exceptions as cx  # type: ignore[no-redef]
+    try:
+        rc = app(standalone_mode=False)  # returns an Exit's code instead of raising it
+    except cx.NoArgsIsHelpError as e:
+        sys.stdout.write(e.ctx.get_help() + "\n" if e.ctx is not None else "")
+        rc = 0
+    except cx.UsageError as e:
+        hint = f"; see '{e.ctx.command_path} --help'" if e.ctx is not None else ""
+        rc = fail(f"{e.format_message()}{hint}", 2).exit_code
+    except cx.ClickException as e:
+        rc = fail(e.format_message(), 1).exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        rc = fail("interrupted", 130).exit_code
+    except typer.Exit as e:
+        rc = e.exit_code
+    raise SystemExit(rc if isinstance(rc, int) else 0)

@@ -241,7 +241,7 @@ def shown(text: object) -> str:
 
 def _where(file: Path | None, line: int | None) -> str:
     if file is None:
-        return "config"
+        return "command line"
     return f"{file}:{line}" if line else str(file)
 
 
@@ -298,6 +298,13 @@ def _check_value(section: str, key: str, value: Any, where: str) -> None:
         raise ConfigError(f"{where}: key '{section}.{key}' is {value}, expected an integer >= {_POSITIVE_INT[(section, key)]}")
     if section == "train" and key in ("actor_lr", "critic_lr") and not value > 0:
         raise ConfigError(f"{where}: key 'train.{key}' is {value}, expected a number > 0")
+    if (section, key) == ("data", "encoding"):
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ConfigError(f"{where}: key 'data.encoding' is {value!r}, not a known text encoding (e.g. utf-8, latin-1)") from None
     if (section, key) == ("model", "rerank_weight") and not value >= 0:
         raise ConfigError(f"{where}: key 'model.rerank_weight' is {value}, expected a number >= 0")
     if section == "train" and key in ("noise", "relax", "grad_clip", "rl_weight") and not value >= 0:

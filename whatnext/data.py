@@ -205,7 +205,7 @@ def build_dataset(
     d = cfg.data
     if len(events) == 0:
         raise DataError(f"{source}: no events (the table is empty); expected rows of user, item, time")
-    events = events.rename(columns=lambda c: str(c).strip())
+    events = _named_columns(events, source)
     time_col = _order_column(events, cfg, source)
     for col, key in ((d.user_col, "user_col"), (d.item_col, "item_col")):
         _require(events, col, key, source)
@@ -219,7 +219,7 @@ def build_dataset(
     report: dict[str, Any] = {"source": source, "missing_features": {}}
 
     if items is not None:
-        items = items.rename(columns=lambda c: str(c).strip())
+        items = _named_columns(items, items_source or "items")
         _require(items, d.item_col, "item_col", items_source or "items")
         feature_cols = _feature_columns(items, cfg, exclude={d.item_col}, source=items_source or "items")
         table = items.drop_duplicates(subset=d.item_col, keep="first")
@@ -261,6 +261,18 @@ def build_dataset(
     if report["single_event_users"]:
         log.info("%d users have a single event: kept for inference, no training targets", report["single_event_users"])
     return Dataset(catalogue, histories, report, source)
+
+
+def _named_columns(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Column names as trimmed strings; DataError if two columns end up with one name."""
+    df = df.rename(columns=lambda c: str(c).strip())
+    dup = df.columns[df.columns.duplicated()]
+    if len(dup):
+        raise DataError(
+            f"{source}: column '{shown(dup[0])}' appears more than once (spaces around names are ignored); "
+            f"give every column its own name"
+        )
+    return df
 
 
 def _require(df: pd.DataFrame, col: str, key: str, source: str) -> None:
@@ -322,6 +334,9 @@ def _feature_columns(df: pd.DataFrame, cfg: Config, *, exclude: set[str], source
         num = pd.to_numeric(values, errors="coerce")
         if len(values) and num.notna().mean() >= 0.9:
             bad = values[num.isna()]
+            if bad.empty:  # numbers held as text or as mixed Python objects (pickle, Parquet): a numeric feature
+                cols.append(str(c))
+                continue
             raise DataError(
                 f"{source}: feature column '{c}' holds {shown(bad.iloc[0])}, expected numbers ({len(bad)} such values); "
                 f"fix them, or list the real features in data.feature_cols"

@@ -88,9 +88,8 @@ def inspect_data(config: str | Path | None = None, data: str | Path | None = Non
                  overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Load the configured data (or ``data``) and describe it (see :func:`whatnext.stats.describe`)."""
     from whatnext.data import load_dataset
-    from whatnext.stats import describe
-
     from whatnext.errors import ConfigError
+    from whatnext.stats import describe
 
     overrides = dict(overrides or {})
     if data is not None:
@@ -164,7 +163,6 @@ def load_agent(cfg: Config, ds: Any, run: str | None = None, checkpoint: str | P
     """The trained agent of a run's best (else latest) checkpoint, or of an explicit checkpoint file."""
     from whatnext import checkpoints
     from whatnext.environment import agent_from_payload
-
     from whatnext.errors import CheckpointError
 
     pt = checkpoints.resolve(cfg.resolve(cfg.paths.models_dir), run or cfg.paths.run, checkpoint)

@@ -107,6 +107,7 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
         pt, payload = found
         restore(agent, payload, optimisers=True)
         start, best = int(payload["step"]), payload.get("best_metric")
+        _repair_best_marker(run_dir, pt, payload, select_metric(list(cfg.eval.ks)))
         log.info("resuming from %s at step %d", pt, start)
     writer = JsonlWriter(run_dir / "metrics.jsonl", resume_step=start)
     cb = CallbackList([writer, callback])
@@ -130,7 +131,7 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
         bad = [k for k, v in metrics.items() if not math.isfinite(v)]
         if bad:
             raise TrainingError(
-                f"step {step}: {bad[0]} is {metrics[bad[0]]}; training stopped and the last good checkpoint "
+                f"{run_dir}: step {step}: {bad[0]} is {metrics[bad[0]]}; training stopped and the last good checkpoint "
                 f"({last_pt or 'none yet'}) is kept; lower train.actor_lr / train.critic_lr or set train.grad_clip"
             )
         metrics["train/epoch"] = epoch + (i + 1) / spe
@@ -148,6 +149,20 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
     }
     cb.on_end(summary)
     return summary
+
+
+def _repair_best_marker(run_dir: Path, pt: Path, payload: dict[str, Any], key: str) -> None:
+    """After a crash between moving 'latest' and 'best': point 'best' at the checkpoint resumed from when it
+    was the best when saved (its score is the run's best) and the marked one scores lower."""
+    best = payload.get("best_metric")
+    if best is None or payload.get("metrics", {}).get(key) != best:
+        return
+    marked = checkpoints.marker(run_dir, "best")
+    if marked == pt:
+        return
+    score = next((c.metrics.get(key) for c in checkpoints.listing(run_dir) if c.path == marked), None)
+    if score is None or score < best:
+        checkpoints.set_marker(run_dir, "best", pt)
 
 
 def _checkpoint(agent: Agent, cfg: Config, run_dir: Path, step: int, epoch: int, metrics: dict[str, float],

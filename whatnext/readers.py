@@ -70,9 +70,18 @@ def read_table(path: Path, cfg: DataConfig, *, items: bool = False) -> pd.DataFr
 
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_parquet(path)
+        df = pd.read_parquet(path)
+        # Arrow-backed columns are decoded lazily: check them now (e.g. invalid UTF-8 in a damaged file),
+        # so that a broken file is this one error rather than a crash on first use
+        for arr in [df.index.array, *(df.iloc[:, j].array for j in range(df.shape[1]))]:
+            pa_array = getattr(arr, "_pa_array", None)
+            if pa_array is not None:
+                pa_array.validate(full=True)
+        return df
     except Exception as e:  # pyarrow raises several kinds for a broken file
-        raise DataError(f"{path}: not a readable Parquet file ({type(e).__name__}: {shown(str(e)[:100])})") from None
+        # pyarrow starts with "Could not open Parquet input source '<path>': ", which says nothing new
+        detail = re.sub(r"^Could not open Parquet input source '.*?':\s*", "", str(e).strip())
+        raise DataError(f"{path}: not a readable Parquet file ({type(e).__name__}: {shown(detail[:120])})") from None
 
 
 def _read_movielens(path: Path, cfg: DataConfig) -> pd.DataFrame:
@@ -116,10 +125,10 @@ def _sample(path: Path, encoding: str) -> str:
     try:
         return raw.decode(encoding, errors="strict")
     except UnicodeDecodeError as e:
-        if e.start > len(raw) - 4:  # a multi-byte character cut by the sample's end
+        if len(raw) == 65536 and e.start > len(raw) - 4:  # a multi-byte character cut by the sample's end
             return raw[: e.start].decode(encoding)
         line = raw[: e.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not {encoding} text; set data.encoding (e.g. latin-1)") from None
+        raise DataError(f"{path}:{line}: not {encoding} text (byte 0x{raw[e.start]:02x}); set data.encoding (e.g. latin-1)") from None
     except LookupError:
         raise DataError(f"data.encoding is {encoding!r}, not a known text encoding (e.g. utf-8, latin-1)") from None
 

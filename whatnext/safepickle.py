@@ -9,6 +9,7 @@ refused before it can be called.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import pickle
 from pathlib import Path
@@ -80,7 +81,32 @@ class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in ALLOWED:
             raise _Refused(f"{module}.{name}")
+        if (module, name) == ("pyarrow.lib", "_restore_array"):
+            return _restore_checked_array
         return super().find_class(module, name)
+
+
+def _restore_checked_array(data: Any) -> Any:
+    """pyarrow's array constructor of pickles, then a full validation of offsets and lengths.
+
+    ``_restore_array`` builds an Arrow array from raw buffers without checking them: a damaged or
+    hostile pickle with an offset past its buffer would make a later read touch memory out of bounds
+    (a segmentation fault). ``validate(full=True)`` raises ArrowInvalid for such an array instead.
+    """
+    from pyarrow.lib import _restore_array
+
+    arr = _restore_array(data)
+    arr.validate(full=True)
+    return arr
+
+
+def _load_quietly(raw: bytes) -> Any:
+    """Unpickle ``raw`` and let the unpickler and its stack go before returning or raising."""
+    unpickler = _RestrictedUnpickler(io.BytesIO(raw))
+    try:
+        return unpickler.load()
+    finally:
+        del unpickler  # frees its stack and memo now, inside the caller's redirect
 
 
 def load_dataframe(path: Path) -> Any:
@@ -92,7 +118,10 @@ def load_dataframe(path: Path) -> Any:
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
     try:
-        obj = _RestrictedUnpickler(io.BytesIO(raw)).load()
+        # a damaged pickle can make CPython print an unraisable error while the half-built objects are freed
+        # (e.g. "deallocated bytearray object has exported buffers"): keep stderr to the one-line error
+        with contextlib.redirect_stderr(io.StringIO()):
+            obj = _load_quietly(raw)
     except _Refused as e:
         raise DataError(
             f"{path}: refused to load: the pickle asks to run '{shown(e)}', which is not part of a pandas DataFrame "

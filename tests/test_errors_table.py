@@ -1,0 +1,354 @@
+"""docs/errors.md cannot drift: every row of its table is run through the CLI.
+
+Each row names a setup (below, keyed by the row's id) that builds a small project in a fresh folder, the
+command to run, the exact stderr line and the exit code. The test substitutes the placeholders, runs the
+command with typer's CliRunner, and checks the exit code, that stderr is exactly one line, and that the line
+matches the documented one: ``{tmp}`` is the row's folder, ``{cfg}`` its config file, ``{run}`` its run
+folder (``{tmp}/models/default``), ``{pid}`` a live process id, and ``{*}`` stands for any text (parts that
+depend on the library versions or on training, such as a parser's wording or a checksum).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import core_helpers as ch
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from whatnext import checkpoints, engine
+from whatnext.cli import app
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
+HEADER = ["id", "command", "bad input", "stderr (one line)", "exit"]
+
+
+@dataclass
+class Row:
+    id: str
+    command: str
+    input: str
+    message: str
+    exit: int
+
+
+def _cells(line: str) -> list[str]:
+    cells = re.split(r"(?<!\\)\|", line.strip())[1:-1]
+    out = []
+    for c in cells:
+        c = c.strip().replace("\\|", "|")
+        if len(c) >= 2 and c.startswith("`") and c.endswith("`"):
+            c = c[1:-1]
+        out.append(c)
+    return out
+
+
+def parse(text: str) -> list[Row]:
+    """The rows of the table whose header is :data:`HEADER`."""
+    lines = text.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("|") and _cells(ln) == HEADER)
+    rows = []
+    for ln in lines[start + 2:]:
+        if not ln.startswith("|"):
+            break
+        c = _cells(ln)
+        assert len(c) == len(HEADER), f"docs/errors.md: a row with {len(c)} cells: {ln}"
+        rows.append(Row(c[0], c[1], c[2], c[3], int(c[4])))
+    return rows
+
+
+ROWS = parse(DOC.read_text(encoding="utf-8"))
+
+# ---------------------------------------------------------------- setups
+
+Setup = Callable[[Path, Path], dict[str, str]]
+SETUPS: dict[str, Setup] = {}
+
+
+def setup(*ids: str) -> Callable[[Setup], Setup]:
+    def register(fn: Setup) -> Setup:
+        for i in ids:
+            assert i not in SETUPS, i
+            SETUPS[i] = fn
+        return fn
+
+    return register
+
+
+def _write(path: Path, content: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+
+
+def _trained_copy(tmp: Path, trained: Path) -> None:
+    shutil.copytree(trained, tmp, dirs_exist_ok=True)
+
+
+# config files
+CONFIG_FILES: dict[str, tuple[str, str | bytes]] = {
+    "config-empty": ("whatnext.toml", ""),
+    "config-binary": ("whatnext.toml", b"[train]\nepochs = 1\x00\x00\x01"),
+    "config-not-utf8": ("whatnext.toml", b"[train]\nepochs = 1\n# caf\xe9\n"),
+    "config-toml-syntax": ("whatnext.toml", "[train]\nepochs 3\n"),
+    "config-duplicate-key": ("whatnext.toml", "[train]\nepochs = 1\nepochs = 2\n"),
+    "config-unknown-section": ("whatnext.toml", "[trian]\nepochs = 3\n"),
+    "config-unknown-key": ("whatnext.toml", "[train]\nseed = 1\nepoch = 3\n"),
+    "config-key-outside-section": ("whatnext.toml", "epochs = 3\n"),
+    "config-wrong-type": ("whatnext.toml", '[train]\nepochs = "ten"\n'),
+    "config-out-of-range": ("whatnext.toml", "[train]\nbatch_size = 0\n"),
+    "config-bad-choice": ("whatnext.toml", '[train]\nalgorithm = "dqn"\n'),
+    "config-unknown-model": ("whatnext.toml", '[model]\nname = "gru"\n'),
+    "config-unknown-reward": ("whatnext.toml", "[train]\nrewards = { novelty = 1.0 }\n"),
+    "config-nan": ("whatnext.toml", "[train]\nactor_lr = nan\n"),
+    "config-section-as-value": ("whatnext.toml", 'train = "yes"\n'),
+    "config-missing-data": ("whatnext.toml", '[data]\npath = "nope.csv"\n'),
+    "setup-no-value": ("setup.txt", "train, yes,\nmodel"),
+    "setup-train-not-yes-no": ("setup.txt", "train, maybe"),
+    "setup-unknown-key": ("setup.txt", "train, yes,\ntrian, no"),
+    "setup-duplicate-key": ("setup.txt", "train, yes,\nmodel, lstm,\ntrain, no"),
+    "setup-epochs-not-a-number": ("setup.txt", "train, yes,\nepochs, ten"),
+    "setup-missing-comma": ("setup.txt", "train, yes\nmodel, lstm"),
+}
+
+
+@setup(*CONFIG_FILES)
+def _config_file(tmp: Path, trained: Path) -> dict[str, str]:
+    name, content = CONFIG_FILES[tmp.name]
+    _write(tmp / name, content)
+    return {"cfg": str(tmp / name)}
+
+
+@setup("config-missing")
+def _nothing(tmp: Path, trained: Path) -> dict[str, str]:
+    return {}
+
+
+# data files: a config pointing at events.csv (and items.csv where given)
+GOOD_ITEMS = "item_id,energy\ns1,0.1\ns2,0.5\ns3,0.9\n"
+DATA_FILES: dict[str, dict[str, str | bytes]] = {
+    "data-missing-column": {"events.csv": "user_id,item_id,time\nu1,s1,1\nu1,s2,2\n"},
+    "data-duplicate-column": {"events.csv": "user_id,item_id,timestamp, user_id\nu1,s1,1,u2\n"},
+    "data-empty-file": {"events.csv": ""},
+    "data-header-only": {"events.csv": "user_id,item_id,timestamp\n"},
+    "data-empty-cell": {"events.csv": "user_id,item_id,timestamp\nu1,s1,1\n,s2,2\n"},
+    "data-bad-time": {"events.csv": "user_id,item_id,timestamp\nu1,s1,1\nu1,s2,yesterday\n"},
+    "data-unknown-delimiter": {"events.csv": "user_id:item_id:timestamp\nu1:s1:1\nu1:s2:2\n"},
+    "data-headerless": {"events.csv": "1,10,100\n1,11,200\n2,10,300\n"},
+    "data-binary": {"events.csv": b"user_id,item_id,timestamp\n\x00\x01\x02\n"},
+    "data-not-utf8": {"events.csv": b"user_id,item_id,timestamp,title\nu1,s1,1,Caf\xe9\n"},
+    "data-malformed-row": {"events.csv": 'user_id,item_id,timestamp\nu1,s1,1\nu1,"s2,2\n'},
+    "data-non-numeric-feature": {"events.csv": "user_id,item_id,timestamp,energy\n" + "".join(
+        f"u1,s{i},{i},{'loud' if i == 7 else i / 10}\n" for i in range(1, 11))},
+    "data-nan-feature": {"events.csv": "user_id,item_id,timestamp,energy\nu1,s1,1,0.1\nu1,s2,2,\nu2,s1,3,0.1\n"},
+    "data-infinite-feature": {"events.csv": "user_id,item_id,timestamp,energy\nu1,s1,1,0.1\nu1,s2,2,inf\n"},
+    "data-conflicting-features": {"events.csv": "user_id,item_id,timestamp,energy\nu1,s1,1,0.1\nu2,s1,2,0.7\n"},
+    "data-item-not-in-item-table": {"events.csv": "user_id,item_id,timestamp\nu1,s1,1\nu1,s4,2\n",
+                                    "items.csv": GOOD_ITEMS},
+    "data-item-table-missing-id": {"events.csv": "user_id,item_id,timestamp\nu1,s1,1\n",
+                                   "items.csv": "song,energy\ns1,0.1\n"},
+    "data-too-few-events": {"events.csv": "user_id,item_id,timestamp\n" + "".join(
+        f"u{u},s{(u + t) % 3 + 1},{t}\n" for u in range(5) for t in range(3)), "items.csv": GOOD_ITEMS},
+    "data-unknown-encoding": {"events.csv": "user_id,item_id,timestamp\nu1,s1,1\n"},
+}
+DATA_CONFIG_EXTRA = {"data-unknown-encoding": 'encoding = "klingon"\n'}
+
+
+@setup(*DATA_FILES)
+def _data_files(tmp: Path, trained: Path) -> dict[str, str]:
+    files = DATA_FILES[tmp.name]
+    for name, content in files.items():
+        _write(tmp / name, content)
+    items = 'items_path = "items.csv"\n' if "items.csv" in files else ""
+    _write(tmp / "whatnext.toml", f'[data]\npath = "events.csv"\n{items}{DATA_CONFIG_EXTRA.get(tmp.name, "")}')
+    return {"cfg": str(tmp / "whatnext.toml"), "data": str(tmp / "events.csv")}
+
+
+class _Evil:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@setup("data-malicious-pickle")
+def _malicious_pickle(tmp: Path, trained: Path) -> dict[str, str]:
+    # protocol 0 by hand: GLOBAL os.system, one string argument, REDUCE
+    _write(tmp / "clean.pk", f"cos\nsystem\n(Vtouch {tmp / 'pwned'}\ntR.".encode())
+    _write(tmp / "whatnext.toml", '[data]\npath = "clean.pk"\n')
+    return {"cfg": str(tmp / "whatnext.toml")}
+
+
+@setup("data-pickle-not-a-dataframe")
+def _list_pickle(tmp: Path, trained: Path) -> dict[str, str]:
+    _write(tmp / "clean.pk", pickle.dumps([1, 2, 3]))
+    _write(tmp / "whatnext.toml", '[data]\npath = "clean.pk"\n')
+    return {"cfg": str(tmp / "whatnext.toml")}
+
+
+@setup("data-corrupt-parquet")
+def _corrupt_parquet(tmp: Path, trained: Path) -> dict[str, str]:
+    _write(tmp / "events.parquet", b"PAR1 this is not really parquet PAR1")
+    _write(tmp / "whatnext.toml", '[data]\npath = "events.parquet"\n')
+    return {"cfg": str(tmp / "whatnext.toml")}
+
+
+@setup("inspect-missing-file")
+def _empty_folder(tmp: Path, trained: Path) -> dict[str, str]:
+    return {}
+
+
+# a trained project (events.csv, items.csv, whatnext.toml, models/default with checkpoints 6 and 12)
+@setup("cli-unknown-user", "cli-unknown-item", "cli-empty-history", "cli-user-and-history", "cli-nothing-to-recommend",
+       "cli-k-zero", "cli-k-too-large", "cli-all-users-without-output", "cli-output-bad-suffix", "cli-split-bogus",
+       "cli-prune-keep-zero", "cli-train-again", "cli-unknown-run", "cli-checkpoints-unknown-run",
+       "cli-bad-algorithm-option", "ckpt-missing-file", "ckpt-not-a-checkpoint")
+def _trained(tmp: Path, trained: Path) -> dict[str, str]:
+    _trained_copy(tmp, trained)
+    _write(tmp / "notes.txt", "not a checkpoint\n")
+    return {"cfg": str(tmp / "whatnext.toml")}
+
+
+@setup("cli-output-exists")
+def _output_exists(tmp: Path, trained: Path) -> dict[str, str]:
+    _trained_copy(tmp, trained)
+    _write(tmp / "top.csv", "already here\n")
+    return {"cfg": str(tmp / "whatnext.toml")}
+
+
+@setup("cli-locked-run")
+def _locked(tmp: Path, trained: Path) -> dict[str, str]:
+    _trained_copy(tmp, trained)
+    pid = os.getppid()  # alive, and not this process
+    _write(tmp / "models" / "default" / checkpoints.LOCK, str(pid))
+    return {"cfg": str(tmp / "whatnext.toml"), "pid": str(pid)}
+
+
+@setup("ckpt-none-yet", "ckpt-resume-without-checkpoint", "train-nan-loss")
+def _untrained(tmp: Path, trained: Path) -> dict[str, str]:
+    _trained_copy(tmp, trained)
+    shutil.rmtree(tmp / "models")
+    if tmp.name == "train-nan-loss":
+        text = (tmp / "whatnext.toml").read_text()
+        text = text.replace("[train]\n", "[train]\nactor_lr = 1e30\ncritic_lr = 1e30\ngrad_clip = 0.0\n")
+        text = text.replace("checkpoint_every = 6", "checkpoint_every = 1000")
+        (tmp / "whatnext.toml").write_text(text)
+    return {"cfg": str(tmp / "whatnext.toml")}
+
+
+@setup("ckpt-corrupted")
+def _corrupted(tmp: Path, trained: Path) -> dict[str, str]:
+    _trained_copy(tmp, trained)
+    pt = checkpoints.marker(tmp / "models" / "default", "best")
+    assert pt is not None
+    data = bytearray(pt.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    pt.write_bytes(bytes(data))
+    return {"cfg": str(tmp / "whatnext.toml"), "pt": str(pt), "size": str(len(data))}
+
+
+@setup("ckpt-truncated")
+def _truncated(tmp: Path, trained: Path) -> dict[str, str]:
+    _trained_copy(tmp, trained)
+    pt = tmp / "models" / "default" / "ckpt-00000012.pt"
+    size = pt.stat().st_size
+    pt.write_bytes(pt.read_bytes()[: size // 2])
+    return {"cfg": str(tmp / "whatnext.toml"), "pt": str(pt), "size": str(size), "half": str(size // 2)}
+
+
+@setup("ckpt-other-data")
+def _other_data(tmp: Path, trained: Path) -> dict[str, str]:
+    _trained_copy(tmp, trained)
+    items = pd.read_csv(tmp / "items.csv")
+    items.loc[items["item_id"] == 5, "f1"] = 0.123456
+    items.to_csv(tmp / "items.csv", index=False)
+    return {"cfg": str(tmp / "whatnext.toml")}
+
+
+@setup("ckpt-malicious")
+def _malicious_checkpoint(tmp: Path, trained: Path) -> dict[str, str]:
+    _trained_copy(tmp, trained)
+    pt = tmp / "gift.pt"
+    torch.save({"format_version": checkpoints.FORMAT_VERSION, "step": 1, "actor": _Evil(tmp / "pwned")}, pt)
+    return {"cfg": str(tmp / "whatnext.toml")}
+
+
+@setup("init-exists")
+def _init_exists(tmp: Path, trained: Path) -> dict[str, str]:
+    _write(tmp / "whatnext.toml", "[train]\nepochs = 1\n")
+    return {}
+
+
+# ---------------------------------------------------------------- the test
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny project trained once: checkpoints at steps 6 and 12."""
+    folder = tmp_path_factory.mktemp("errors-trained")
+    cfg = ch.write_project(folder, algorithm="hybrid", checkpoint_every=6)
+    engine.train(cfg)
+    return folder
+
+
+def pattern(message: str, values: dict[str, str]) -> re.Pattern[str]:
+    """The documented message as a regular expression: placeholders filled in, ``{*}`` any text."""
+    out = []
+    for part in re.split(r"(\{[a-z*]+\})", message):
+        name = part[1:-1] if part.startswith("{") and part.endswith("}") else None
+        if name == "*":
+            out.append(".*?")
+        elif name is not None:
+            assert name in values, f"unknown placeholder {part} (known: {', '.join(sorted(values))})"
+            out.append(re.escape(values[name]))
+        else:
+            out.append(re.escape(part))
+    return re.compile("".join(out))
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    return re.sub(r"\{([a-z]+)\}", lambda m: values[m.group(1)], text)
+
+
+def test_the_table_is_long_and_every_row_has_a_setup() -> None:
+    ids = [r.id for r in ROWS]
+    assert len(ids) == len(set(ids)), "duplicate row ids"
+    assert len(ROWS) >= 30
+    assert set(ids) == set(SETUPS), f"rows without a setup: {set(ids) - set(SETUPS)}; setups without a row: {set(SETUPS) - set(ids)}"
+    assert all(r.command.startswith("whatnext ") for r in ROWS)
+    assert {r.exit for r in ROWS} >= {2, 3, 4, 5, 6, 7}
+    readme = (DOC.parents[1] / "README.md").read_text(encoding="utf-8")
+    assert "(docs/errors.md)" in readme, "README's Exit codes section links the table"
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
+def test_every_row_gives_its_message_and_exit_code(row: Row, trained: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WHATNEXT_DEBUG", raising=False)
+    tmp = tmp_path / row.id
+    tmp.mkdir()
+    values = {"tmp": str(tmp), "run": str(tmp / "models" / "default"), "cfg": str(tmp / "whatnext.toml")}
+    values.update(SETUPS[row.id](tmp, trained))
+    args = shlex.split(fill(row.command, values))
+    assert args[0] == "whatnext"
+    monkeypatch.chdir(tmp)
+    result = CliRunner().invoke(app, args[1:])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == row.exit, f"{row.id}: exit {result.exit_code}, documented {row.exit}; stderr: {result.stderr}"
+    assert len(lines) == 1, f"{row.id}: stderr is not one line: {result.stderr!r}"
+    assert "Traceback" not in result.output
+    assert pattern(row.message, values).fullmatch(lines[0]), (
+        f"{row.id}: stderr differs from docs/errors.md\n  got:        {lines[0]}\n  documented: {fill(row.message, values)}")
+    assert not (tmp / "pwned").exists(), "a hostile file ran code"
