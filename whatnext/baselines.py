@@ -265,9 +265,9 @@ class SupervisedLSTMBaseline(_Fitted):
 
         import torch
 
-        from whatnext.agent import Agent, make_batch, positions_for, steps_per_epoch, train_hybrid
+        from whatnext.agent import Agent, positions_for, steps_per_epoch, train_hybrid
         from whatnext.config import Config
-        from whatnext.environment import epoch_order, step_seed, total_steps
+        from whatnext.environment import learning_steps, total_steps
         from whatnext.state import State
 
         cfg = copy.deepcopy(self.config) if self.config is not None else Config()
@@ -276,18 +276,9 @@ class SupervisedLSTMBaseline(_Fitted):
         agent = Agent(State(dataset), cfg)
         agent.wake()
         positions = positions_for(dataset, "hybrid", cfg.model.window)
-        spe = steps_per_epoch(len(positions), cfg.train.batch_size)
-        bs = cfg.train.batch_size
-        order, order_epoch = None, -1
-        for step in range(total_steps(cfg, spe)):
-            epoch, i = divmod(step, spe)
-            if epoch != order_epoch:
-                order, order_epoch = epoch_order(cfg.train.seed, epoch, len(positions)), epoch
-            assert order is not None
-            s = step_seed(cfg.train.seed, step)
-            torch.manual_seed(s)
-            batch = make_batch(dataset, positions[order[i * bs : (i + 1) * bs]], cfg.model.window)
-            train_hybrid(agent, batch, np.random.default_rng(s), torch.Generator().manual_seed(s))
+        total = total_steps(cfg, steps_per_epoch(len(positions), cfg.train.batch_size))
+        for _, _, _, batch, rng, gen in learning_steps(cfg, dataset, positions, 0, total):
+            train_hybrid(agent, batch, rng, gen)
         agent.ready()
         self.agent = agent
         super().fit(dataset)

@@ -14,13 +14,13 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 
 from whatnext import checkpoints
-from whatnext.agent import Agent, make_batch, positions_for, steps_per_epoch
+from whatnext.agent import Agent, Batch, make_batch, positions_for, steps_per_epoch
 from whatnext.callbacks import Callback, CallbackList, JsonlWriter
 from whatnext.config import Config
 from whatnext.data import PAD, Dataset
@@ -42,6 +42,27 @@ def step_seed(seed: int, step: int) -> int:
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     """The shuffled order of training positions in one epoch."""
     return np.random.default_rng([seed, epoch, 7]).permutation(n)
+
+
+def learning_steps(cfg: Config, dataset: Dataset, positions: np.ndarray, start: int,
+                   total: int) -> Iterator[tuple[int, int, int, Batch, np.random.Generator, torch.Generator]]:
+    """Yield ``(step, epoch, index in epoch, batch, rng, torch generator)`` for steps start..total-1.
+
+    The one place that decides which positions a step sees and which randomness it gets
+    (derived from (seed, step), and torch's global seed for dropout), so a resumed run, the
+    supervised baseline and a distributed wrapper all follow the same sequence.
+    """
+    t = cfg.train
+    spe = steps_per_epoch(len(positions), t.batch_size)
+    order, order_epoch = np.zeros(0, np.int64), -1
+    for step in range(start, total):
+        epoch, i = divmod(step, spe)
+        if epoch != order_epoch:
+            order, order_epoch = epoch_order(t.seed, epoch, len(positions)), epoch
+        batch = make_batch(dataset, positions[order[i * t.batch_size : (i + 1) * t.batch_size]], cfg.model.window)
+        s = step_seed(t.seed, step)
+        torch.manual_seed(s)  # dropout
+        yield step, epoch, i, batch, np.random.default_rng(s), torch.Generator().manual_seed(s)
 
 
 def total_steps(cfg: Config, steps_in_epoch: int) -> int:
@@ -113,21 +134,13 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
     cb = CallbackList([writer, callback])
     cb.on_start({"run_dir": str(run_dir), "start_step": start, "total_steps": total, "steps_per_epoch": spe,
                  "positions": len(positions), "warnings": warnings, "algorithm": t.algorithm})
-    order, order_epoch = None, -1
     metrics: dict[str, float] = {}
     status, last_pt = "finished", checkpoints.marker(run_dir, "latest") if resume else None
     t0 = time.perf_counter()
     step = start
-    while step < total:
-        epoch, i = divmod(step, spe)
-        if epoch != order_epoch:
-            order, order_epoch = epoch_order(t.seed, epoch, len(positions)), epoch
-        assert order is not None
-        batch = make_batch(dataset, positions[order[i * t.batch_size : (i + 1) * t.batch_size]], cfg.model.window)
-        s = step_seed(t.seed, step)
-        torch.manual_seed(s)  # dropout
-        metrics = agent.propagate(batch, np.random.default_rng(s), torch.Generator().manual_seed(s))
-        step += 1
+    for done, epoch, i, batch, rng, gen in learning_steps(cfg, dataset, positions, start, total):
+        metrics = agent.propagate(batch, rng, gen)
+        step = done + 1
         bad = [k for k, v in metrics.items() if not math.isfinite(v)]
         if bad:
             raise TrainingError(
