@@ -95,7 +95,10 @@ class Agent:
             feats = torch.from_numpy(state.catalogue.features)
             for table in {self.actor.items, self.actor.out_items, self.critic.items}:
                 table.set_features(feats)
-        self.rerank_weight = cfg.model.rerank_weight  # tuned on validation when model.tune_rerank
+        # tuned on validation when model.tune_rerank: one weight for rankings that exclude played
+        # items, one for rankings that keep them (repeats change what the critic is worth)
+        self.rerank_weight = cfg.model.rerank_weight
+        self.rerank_weight_seen = cfg.model.rerank_weight
         self.transitions = Transitions(state.dataset)
         self.actor_opt: torch.optim.Optimizer | None = None
         self.critic_opt: torch.optim.Optimizer | None = None
@@ -173,7 +176,8 @@ class Agent:
             i, d = self.state.nearest(proto, max(k, m) if m else k, ex)
             if m:
                 i, d = self._add_successors(inputs, lengths, proto, i, d, ex)
-                i, d = self._rerank(inputs, lengths, i, d, k)
+                w = self.rerank_weight if exclude is not None else self.rerank_weight_seen
+                i, d = self._rerank(inputs, lengths, i, d, k, w)
             out_i.append(i)
             out_d.append(d)
         if not out_i:
@@ -201,12 +205,13 @@ class Agent:
         return torch.from_numpy(np.concatenate([seen, self.transitions.features(last, cand)], -1)).float()
 
     def _rerank(self, inputs: np.ndarray, lengths: np.ndarray, cand: np.ndarray, dist: np.ndarray,
-                k: int) -> tuple[np.ndarray, np.ndarray]:
+                k: int, weight: float) -> tuple[np.ndarray, np.ndarray]:
         """Order candidates by actor logit + rerank_weight * log(critic value) and keep k.
 
         A product of experts: the actor's softmax over distances and the critic's estimate of
-        the reward of each candidate (clipped to [1e-4, 1] before the log). ``rerank_weight``
-        starts at the config's value and is tuned on validation (``model.tune_rerank``).
+        the reward of each candidate (clipped to [1e-4, 1] before the log). The weight
+        (``rerank_weight`` when played items are excluded, ``rerank_weight_seen`` when they are
+        kept) starts at the config's value and is tuned on validation (``model.tune_rerank``).
         Ties: nearer first.
         """
         vectors = self.item_vectors()
@@ -216,7 +221,7 @@ class Agent:
             q = self.critic.score(summary, torch.from_numpy(vectors[np.maximum(cand, 0)]),
                                   self.candidate_extra(inputs, lengths, np.maximum(cand, 0))).numpy().astype(np.float64)
         logit = -(dist.astype(np.float64) ** 2) * self.actor.log_scale.exp().item()
-        score = logit + self.rerank_weight * np.log(np.clip(q, 1e-4, 1.0))
+        score = logit + weight * np.log(np.clip(q, 1e-4, 1.0))
         score[cand < 0] = -np.inf
         order = np.argsort(-score, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(cand, order, 1), np.take_along_axis(dist, order, 1)

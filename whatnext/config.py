@@ -65,7 +65,7 @@ class ModelConfig:
     item_embedding: str = _f("auto", "item vectors: features, learned, both, or auto (with features: both for hybrid, features for original; else learned)")
     rerank: int = _f(50, "re-rank this many nearest items of the proto-action with the critic (Wolpertinger); 0 = nearest only")
     rerank_weight: float = _f(0.5, "re-ranking score = actor logit + rerank_weight * log(critic value)")
-    tune_rerank: bool = _f(True, "at each checkpoint choose rerank_weight on the validation split from 0, 0.1, 0.25, 0.5, 1")
+    tune_rerank: bool = _f(True, "at each checkpoint choose the weight on the validation split from 0-2, once with played items excluded, once kept")
     embedding_dim: int = _f(64, "size of the learned item embedding (item_embedding = learned or both)")
 
 

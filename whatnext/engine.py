@@ -138,23 +138,25 @@ def _validator(cfg: Config, ds: Any) -> Any:
 
     key = select_metric(list(cfg.eval.ks))
 
-    def score(agent: Any) -> dict[str, float]:
-        res = evaluate(agent, ds, split="valid", ks=tuple(cfg.eval.ks), include_seen=cfg.eval.include_seen)
+    def score(agent: Any, include_seen: bool = cfg.eval.include_seen) -> dict[str, float]:
+        res = evaluate(agent, ds, split="valid", ks=tuple(cfg.eval.ks), include_seen=include_seen)
         return {k: float(v) for k, v in res.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
     def run(agent: Any) -> dict[str, float]:
         agent.ready()
         if not (cfg.model.rerank and cfg.model.tune_rerank):
             return score(agent)
-        best: tuple[float, float, dict[str, float]] | None = None
-        for w in sorted({*RERANK_GRID, cfg.model.rerank_weight}):
-            agent.rerank_weight = w
-            res = score(agent)
-            if best is None or res[key] > best[0]:
-                best = (res[key], w, res)
-        assert best is not None
-        agent.rerank_weight = best[1]
-        return {**best[2], "eval/rerank_weight": best[1]}
+        # one weight per protocol: rankings without played items, and rankings that keep them
+        chosen: dict[bool, tuple[float, float, dict[str, float]]] = {}
+        for seen in (False, True):
+            for w in sorted({*RERANK_GRID, cfg.model.rerank_weight}):
+                agent.rerank_weight = agent.rerank_weight_seen = w
+                res = score(agent, seen)
+                if seen not in chosen or res[key] > chosen[seen][0]:
+                    chosen[seen] = (res[key], w, res)
+        agent.rerank_weight, agent.rerank_weight_seen = chosen[False][1], chosen[True][1]
+        return {**chosen[cfg.eval.include_seen][2], "eval/rerank_weight": chosen[False][1],
+                "eval/rerank_weight_seen": chosen[True][1]}
 
     return run
 

@@ -84,6 +84,7 @@ def checkpoint_payload(agent: Agent, cfg: Config, step: int, epoch: int, metrics
         "config": cfg.to_dict(), "fingerprint": agent.state.catalogue.fingerprint(),
         "metrics": {k: float(v) for k, v in metrics.items()}, "best_metric": best,
         "torch_rng": torch.get_rng_state(), "rerank_weight": float(agent.rerank_weight),
+        "rerank_weight_seen": float(agent.rerank_weight_seen),
     }
 
 
@@ -226,6 +227,7 @@ def restore(agent: Agent, payload: dict[str, Any], *, optimisers: bool = False) 
         agent.actor_opt.load_state_dict(payload["actor_opt"])
         agent.critic_opt.load_state_dict(payload["critic_opt"])
     agent.rerank_weight = float(payload.get("rerank_weight", agent.cfg.model.rerank_weight))
+    agent.rerank_weight_seen = float(payload.get("rerank_weight_seen", agent.rerank_weight))
     agent._vectors = None
 
 
@@ -242,6 +244,7 @@ def export_legacy(agent: Agent, cfg: Config) -> None:
         buf = io.BytesIO()
         torch.save({"format_version": checkpoints.FORMAT_VERSION, "model_name": cfg.model.name,
                     "rerank_weight": float(agent.rerank_weight),
+                    "rerank_weight_seen": float(agent.rerank_weight_seen),
                     "model_args": dict(agent.args), "state_dict": module.state_dict(),
                     "fingerprint": agent.state.catalogue.fingerprint(), "config": cfg.to_dict()}, buf)
         checkpoints.write_atomic(path, buf.getvalue())
