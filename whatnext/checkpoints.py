@@ -207,9 +207,14 @@ def prune(run_dir: Path, keep_last: int) -> list[Path]:
     for info in infos[: max(0, len(infos) - keep_last)]:
         if info.path in protected:
             continue
-        for p in (info.path, info.path.with_suffix(".json")):
+        # metadata first: a kill in between leaves an orphan .pt, which never counts, never a .json without its file
+        for p in (info.path.with_suffix(".json"), info.path):
             p.unlink(missing_ok=True)
         removed.append(info.path)
+    # orphans: a .pt whose metadata was never written (a kill mid-save) or already deleted (a kill mid-prune)
+    for pt in run_dir.glob(f"{PREFIX}*.pt"):
+        if not pt.with_suffix(".json").exists() and pt not in protected:
+            pt.unlink(missing_ok=True)
     return removed
 
 
