@@ -17,18 +17,19 @@ Training algorithms are entries of :data:`ALGORITHMS` (``train.algorithm``):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from whatnext import models, rewards
-from whatnext.transitions import Transitions
 from whatnext.config import Config
 from whatnext.data import PAD, Dataset
 from whatnext.state import State
+from whatnext.transitions import Transitions
 
 
 @dataclass

@@ -405,7 +405,6 @@ def evaluate(config: str | Path | None = None, overrides: dict[str, Any] | None 
 
 def _score(model: Any, ds: Any, cfg: Config, emb: Any) -> dict[str, Any]:
     """evaluate() plus the original diversity reward of each user's top-1 item."""
-    import numpy as np
 
     from whatnext import rewards
     from whatnext.agent import pad_histories

@@ -21,8 +21,8 @@ vectors and delta the median distance between two random catalogue items.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -75,7 +75,7 @@ def population_sigma(histories: Histories, vectors: np.ndarray, max_items: int =
     Held-out events never enter. Users are processed in blocks of padded arrays, not one by one.
     """
     ends = histories.offsets[:-1] + histories.train_len
-    hist, lengths = histories.windows(ends, max_items, np.arange(len(histories)))
+    hist, _ = histories.windows(ends, max_items, np.arange(len(histories)))
     out = np.zeros(len(histories))
     for s in range(0, len(histories), block):
         h = hist[s : s + block]

@@ -12,7 +12,8 @@ are padded with index -1 and distance inf.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from whatnext.data import PAD, Dataset
 from whatnext.errors import DataError
-from whatnext.search import Exclude, ExactIndex, NeighbourIndex
+from whatnext.search import ExactIndex, Exclude, NeighbourIndex
 
 
 class State:

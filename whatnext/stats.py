@@ -30,9 +30,9 @@ def top_share(counts: np.ndarray, fraction: float = 0.01) -> float:
 
 def _time(value: float, kind: str) -> str:
     if kind == "datetime":
-        return dt.datetime.fromtimestamp(value / 1e9, dt.timezone.utc).isoformat(timespec="seconds")
+        return dt.datetime.fromtimestamp(value / 1e9, dt.UTC).isoformat(timespec="seconds")
     if 1e8 <= value <= 4e9:  # plausibly unix seconds
-        return dt.datetime.fromtimestamp(value, dt.timezone.utc).isoformat(timespec="seconds")
+        return dt.datetime.fromtimestamp(value, dt.UTC).isoformat(timespec="seconds")
     return f"{value:g}"
 
 
