@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 
 class Callback:
@@ -73,7 +73,7 @@ class JsonlWriter(Callback):
             path.write_text("".join(ln + "\n" for ln in kept))
         elif not resume_step:
             path.unlink(missing_ok=True)
-        self.fh = None
+        self.fh: TextIO | None = None
 
     def _write(self, obj: dict[str, Any]) -> None:
         if self.fh is None:

@@ -29,7 +29,7 @@ LEGACY_NAME = "setup.txt"
 def _f(default: Any, doc: str) -> Any:
     """A dataclass field with a default and a one-line description."""
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"doc": doc})
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"doc": doc})  # type: ignore[misc]
     return field(default=default, metadata={"doc": doc})
 
 

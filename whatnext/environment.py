@@ -122,7 +122,8 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
         raise TrainingError(f"{dataset.source}: no training positions (every user needs at least 4 events to train on)")
     spe = steps_per_epoch(len(positions), t.batch_size)
     total = total_steps(cfg, spe)
-    start, best, warnings = 0, None, []
+    start, best = 0, None
+    warnings: list[str] = []
     if resume:
         found = checkpoints.load_latest(run_dir, warnings)
         if found is None:

@@ -23,6 +23,8 @@ class ItemTable(nn.Module):
     Index -1 (padding) maps to a zero vector.
     """
 
+    features: torch.Tensor
+
     def __init__(self, n_items: int, feature_dim: int = 0, learned_dim: int = 0) -> None:
         super().__init__()
         if feature_dim + learned_dim == 0:
@@ -82,7 +84,7 @@ class AgentModel(nn.Module):
         super().__init__()
         self.items = ItemTable(n_items, feature_dim, learned_dim)
         # untied output table: where proto-actions point (the item space recommendations live in)
-        self.out_items = ItemTable(n_items, feature_dim, learned_dim) if learned_dim else self.items
+        self.out_items: ItemTable = ItemTable(n_items, feature_dim, learned_dim) if learned_dim else self.items
         self.lstm = nn.LSTM(self.items.dim, hidden_size, num_layers=num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
         self.drop = nn.Dropout(dropout)
@@ -157,12 +159,12 @@ class CriticModel(nn.Module):
 
 
 #: model.name -> (actor class, critic class). The legacy ``model, lstm`` maps to "lstm".
-MODELS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
+MODELS: dict[str, tuple[type[AgentModel], type[CriticModel]]] = {
     "lstm": (AgentModel, CriticModel),
 }
 
 
-def build(name: str, args: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
+def build(name: str, args: dict[str, Any]) -> tuple[AgentModel, CriticModel]:
     """Actor and critic of registry entry ``name`` from primitive ``args``."""
     actor_cls, critic_cls = MODELS[name]
     return actor_cls(**args), critic_cls(**args)
