@@ -460,3 +460,22 @@ def test_resolve_without_a_checkpoint_hints_at_train(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError) as exc:
         checkpoints.resolve(tmp_path / "models", None, None)
     assert "whatnext train" in str(exc.value)
+
+
+def test_early_stopping_stops_after_patience_checkpoints_without_improvement(tmp_path: Path) -> None:
+    ds = ch.dataset()
+    cfg = ch.config(tmp_path, "hybrid", samples=20 * ch.BATCH, checkpoint_every=2, patience=2)
+    scores = iter([0.5, 0.4, 0.3, 0.2, 0.1] + [0.0] * 20)  # the best is the first checkpoint
+
+    def evaluator(agent: object) -> dict[str, float]:
+        return {"eval/ndcg@10": next(scores)}
+
+    summary = environment.train(cfg, ds, evaluator=evaluator)
+    assert summary["status"] == "early_stopped"
+    assert summary["steps"] == 6, "checkpoints at steps 2 (best), 4 and 6 (two without improvement)"
+    run_dir = cfg.run_dir
+    assert checkpoints.marker(run_dir, "best").name == "ckpt-00000002.pt"
+    # without patience the same run goes to the end
+    cfg2 = ch.config(tmp_path, "hybrid", samples=20 * ch.BATCH, checkpoint_every=2, run="full")
+    scores = iter([0.5, 0.4, 0.3, 0.2, 0.1] + [0.0] * 20)
+    assert environment.train(cfg2, ds, evaluator=evaluator)["steps"] == 20

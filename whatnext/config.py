@@ -85,6 +85,7 @@ class TrainConfig:
     relax: float = _f(0.2, "State.produce box width: a song within +/- relax/2 of the proto-action in every attribute")
     seed: int = _f(0, "random seed: the same seed and config give the same weights")
     checkpoint_every: int = _f(500, "save a checkpoint every this many steps (and at the end)")
+    patience: int = _f(0, "early stopping: stop when validation NDCG has not improved for this many checkpoints; 0 = never")
     keep_last: int = _f(3, "periodic checkpoints kept per run (best is always kept)")
     grad_clip: float = _f(1.0, "clip gradient norm to this value; 0 = no clipping")
     threads: int = _f(1, "torch CPU threads; 0 = torch's default (small LSTMs run fastest and reproducibly on 1)")
@@ -281,7 +282,7 @@ _POSITIVE_INT = {
     ("model", "hidden_size"): 1, ("model", "num_layers"): 1, ("model", "window"): 1,
     ("model", "embedding_dim"): 1, ("train", "checkpoint_every"): 1, ("train", "keep_last"): 1,
     ("train", "seed"): 0,  # numpy's default_rng refuses negative seeds
-    ("train", "threads"): 0, ("model", "rerank"): 0,
+    ("train", "threads"): 0, ("train", "patience"): 0, ("model", "rerank"): 0,
 }
 
 

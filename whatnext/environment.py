@@ -122,7 +122,7 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
         raise TrainingError(f"{dataset.source}: no training positions (every user needs at least 4 events to train on)")
     spe = steps_per_epoch(len(positions), t.batch_size)
     total = total_steps(cfg, spe)
-    start, best = 0, None
+    start, best, resumed_stale = 0, None, 0
     warnings: list[str] = []
     if resume:
         found = checkpoints.load_latest(run_dir, warnings)
@@ -131,6 +131,7 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
         pt, payload = found
         restore(agent, payload, optimisers=True)
         start, best = int(payload["step"]), payload.get("best_metric")
+        resumed_stale = int(payload.get("stale", 0))
         _repair_best_marker(run_dir, pt, payload, select_metric(list(cfg.eval.ks)))
         log.info("resuming from %s at step %d", pt, start)
     writer = JsonlWriter(run_dir / "metrics.jsonl", resume_step=start)
@@ -140,7 +141,7 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
     metrics: dict[str, float] = {}
     status, last_pt = "finished", checkpoints.marker(run_dir, "latest") if resume else None
     t0 = time.perf_counter()
-    step = start
+    step, stale = start, resumed_stale
     for done, epoch, i, batch, rng, gen in learning_steps(cfg, dataset, positions, start, total):
         metrics = agent.propagate(batch, rng, gen)
         step = done + 1
@@ -154,9 +155,12 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
         metrics["train/samples_per_s"] = (step - start) * t.batch_size / max(time.perf_counter() - t0, 1e-9)
         stop = cb.on_step(step, metrics)
         if stop or step % t.checkpoint_every == 0 or step == total:
-            best, last_pt = _checkpoint(agent, cfg, run_dir, step, epoch, metrics, best, evaluator, cb)
+            best, last_pt, stale = _checkpoint(agent, cfg, run_dir, step, epoch, metrics, best, stale, evaluator, cb)
         if stop:
             status = "interrupted"
+            break
+        if t.patience and evaluator is not None and stale >= t.patience and step < total:
+            status = "early_stopped"  # validation has not improved for `patience` checkpoints
             break
     summary = {
         "status": status, "run_dir": str(run_dir), "steps": step, "start_step": start, "total_steps": total,
@@ -182,8 +186,13 @@ def _repair_best_marker(run_dir: Path, pt: Path, payload: dict[str, Any], key: s
 
 
 def _checkpoint(agent: Agent, cfg: Config, run_dir: Path, step: int, epoch: int, metrics: dict[str, float],
-                best: float | None, evaluator: Evaluator | None, cb: Callback) -> tuple[float | None, Path]:
-    """Evaluate (if asked), save, move the markers, prune, export the legacy files."""
+                best: float | None, stale: int, evaluator: Evaluator | None,
+                cb: Callback) -> tuple[float | None, Path, int]:
+    """Evaluate (if asked), save, move the markers, prune, export the legacy files.
+
+    Returns the best validation score, the checkpoint, and how many checkpoints in a row
+    have not improved it (early stopping's count, saved so a resumed run counts on).
+    """
     saved = dict(metrics)
     is_best = evaluator is None
     if evaluator is not None:
@@ -193,13 +202,14 @@ def _checkpoint(agent: Agent, cfg: Config, run_dir: Path, step: int, epoch: int,
         score = ev.get(select_metric(list(cfg.eval.ks)))
         if score is not None and (best is None or score > best):
             best, is_best = float(score), True
-    pt = checkpoints.save(run_dir, checkpoint_payload(agent, cfg, step, epoch, saved, best))
+    stale = 0 if is_best else stale + 1
+    pt = checkpoints.save(run_dir, {**checkpoint_payload(agent, cfg, step, epoch, saved, best), "stale": stale})
     if is_best:
         checkpoints.set_marker(run_dir, "best", pt)
     checkpoints.prune(run_dir, cfg.train.keep_last)
     export_legacy(agent, cfg)
     cb.on_checkpoint(step, pt)
-    return best, pt
+    return best, pt, stale
 
 
 def restore(agent: Agent, payload: dict[str, Any], *, optimisers: bool = False) -> None:
