@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from whatnext import models, rewards
 from whatnext.config import Config
-from whatnext.data import PAD, Dataset
+from whatnext.data import PAD, Dataset, pad_histories
 from whatnext.state import State
 from whatnext.transitions import Transitions
 
@@ -226,22 +226,6 @@ class Agent:
         score[cand < 0] = -np.inf
         order = np.argsort(-score, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(cand, order, 1), np.take_along_axis(dist, order, 1)
-
-
-def pad_histories(histories: Sequence[np.ndarray], window: int) -> tuple[np.ndarray, np.ndarray]:
-    """The last ``window`` items of each history, right-padded with PAD, and their lengths (>= 1).
-
-    An empty history becomes a single PAD step (the models then see a zero vector).
-    """
-    n = len(histories)
-    out = np.full((n, window), PAD, dtype=np.int64)
-    lengths = np.fromiter((min(len(h), window) for h in histories), dtype=np.int64, count=n)
-    if lengths.sum():
-        flat = np.concatenate([np.asarray(h, dtype=np.int64)[len(h) - m :] for h, m in zip(histories, lengths)])
-        starts = np.cumsum(lengths) - lengths
-        rows = np.repeat(np.arange(n), lengths)
-        out[rows, np.arange(len(flat)) - starts[rows]] = flat
-    return out, np.maximum(lengths, 1)
 
 
 # ---------------------------------------------------------------- algorithms

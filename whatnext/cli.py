@@ -83,6 +83,16 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
+def show(result: dict[str, Any], as_json: bool, renderer: str) -> None:
+    """Print a result as JSON, or with ``whatnext.render.<renderer>`` (imported only then: rich is slow to load)."""
+    if as_json:
+        print_json(result)
+        return
+    from whatnext import render
+
+    getattr(render, renderer)(_console(), result)
+
+
 @app.command()
 @handle_errors
 def init(
@@ -116,12 +126,7 @@ def inspect_data(
     from whatnext import engine
 
     result = engine.inspect_data(config, path)
-    if as_json:
-        print_json(result)
-        return
-    from whatnext.render import render_inspect
-
-    render_inspect(_console(), result)
+    show(result, as_json, "render_inspect")
 
 
 RunOpt = Annotated[Optional[str], typer.Option("--run", help="Run name: checkpoints live in models_dir/RUN (default: paths.run).", show_default=False)]
@@ -206,12 +211,7 @@ def recommend(
         config, user=user, history=history.split(",") if history is not None else None, k=k, run=run,
         checkpoint=checkpoint, include_seen=include_seen, all_users=all_users, output=output, force=force,
     )
-    if as_json:
-        print_json(result)
-        return
-    from whatnext.render import render_recommendations
-
-    render_recommendations(_console(), result)
+    show(result, as_json, "render_recommendations")
 
 
 @app.command("eval")
@@ -230,12 +230,7 @@ def eval_cmd(
 
     result = engine.evaluate(config, run=run, checkpoint=checkpoint, split=split, include_seen=include_seen,
                              baselines=with_baselines)
-    if as_json:
-        print_json(result)
-        return
-    from whatnext.render import render_eval
-
-    render_eval(_console(), result)
+    show(result, as_json, "render_eval")
 
 
 checkpoints_app = typer.Typer(help="List, show and prune the checkpoints of training runs.", no_args_is_help=True)
@@ -249,12 +244,7 @@ def checkpoints_list(config: ConfigOpt = None, run: RunOpt = None, as_json: Json
     from whatnext import engine
 
     result = engine.list_checkpoints(config, run=run)
-    if as_json:
-        print_json(result)
-        return
-    from whatnext.render import render_checkpoints
-
-    render_checkpoints(_console(), result)
+    show(result, as_json, "render_checkpoints")
 
 
 @checkpoints_app.command("show")

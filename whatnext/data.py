@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -428,6 +429,22 @@ def _histories(users: np.ndarray, items: np.ndarray, times: np.ndarray) -> Histo
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     train_len = counts - (counts >= 2) - (counts >= 3)
     return Histories(uniq[order].astype(str), offsets, items[perm].astype(np.int64), times[perm], train_len.astype(np.int64))
+
+
+def pad_histories(histories: Sequence[np.ndarray], window: int) -> tuple[np.ndarray, np.ndarray]:
+    """The last ``window`` items of each history, right-padded with PAD, and their lengths (>= 1).
+
+    An empty history becomes a single PAD step (the models then see a zero vector).
+    """
+    n = len(histories)
+    out = np.full((n, window), PAD, dtype=np.int64)
+    lengths = np.fromiter((min(len(h), window) for h in histories), dtype=np.int64, count=n)
+    if lengths.sum():
+        flat = np.concatenate([np.asarray(h, dtype=np.int64)[len(h) - m :] for h, m in zip(histories, lengths)])
+        starts = np.cumsum(lengths) - lengths
+        rows = np.repeat(np.arange(n), lengths)
+        out[rows, np.arange(len(flat)) - starts[rows]] = flat
+    return out, np.maximum(lengths, 1)
 
 
 def dataset_from_path(path: str | Path, cfg: Config | None = None) -> Dataset:

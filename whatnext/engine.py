@@ -380,6 +380,7 @@ def evaluate(config: str | Path | None = None, overrides: dict[str, Any] | None 
     the same numbers every time for the same checkpoint.
     """
     from whatnext import baselines as bl
+    from whatnext import rewards
     from whatnext.data import load_dataset
     from whatnext.errors import ConfigError
 
@@ -394,30 +395,19 @@ def evaluate(config: str | Path | None = None, overrides: dict[str, Any] | None 
     ds = load_dataset(cfg)
     agent, pt = load_agent(cfg, ds, run, checkpoint)
     emb = ds.catalogue.features if ds.catalogue.has_features else agent.item_vectors()
-    rows = [_score(agent, ds, cfg, emb)]
+    sigma = rewards.population_sigma(ds.histories, emb)  # once, shared by every row
+    rows = [_score(agent, ds, cfg, emb, sigma)]
     if baselines:
         for name in bl.available(ds, emb):
             model = bl.make(name, ds, seed=cfg.train.seed, embeddings=emb, config=cfg)
-            rows.append(_score(model, ds, cfg, emb))
+            rows.append(_score(model, ds, cfg, emb, sigma))
     return {"checkpoint": str(pt), "split": cfg.eval.split, "include_seen": cfg.eval.include_seen,
             "ks": list(cfg.eval.ks), "users": rows[0]["eval/users"], "rows": rows}
 
 
-def _score(model: Any, ds: Any, cfg: Config, emb: Any) -> dict[str, Any]:
-    """evaluate() plus the original diversity reward of each user's top-1 item."""
-
-    from whatnext import rewards
-    from whatnext.agent import pad_histories
+def _score(model: Any, ds: Any, cfg: Config, emb: Any, sigma: Any) -> dict[str, Any]:
+    """evaluate() with the config's split, cut-offs and protocol, and the top-1 diversity reward."""
     from whatnext.evaluate import evaluate as run_eval
-    from whatnext.evaluate import rank_all, split_inputs
 
-    ks = tuple(cfg.eval.ks)
-    res = run_eval(model, ds, cfg.eval.split, ks, cfg.eval.include_seen, embeddings=emb)
-    users, hists, targets = split_inputs(ds, cfg.eval.split)
-    top = rank_all(model, hists, 1, len(ds.catalogue), include_seen=cfg.eval.include_seen)
-    inputs, lengths = pad_histories(hists, cfg.model.window)
-    ok = top[:, 0] >= 0
-    sigma = rewards.population_sigma(ds.histories, emb)
-    r_in = rewards.RewardInputs(inputs[ok], lengths[ok], top[ok, :1], targets[ok], users[ok], emb, sigma, 1.0)
-    res["eval/diversity_reward@1"] = float(rewards.diversity(r_in).mean()) if ok.any() else float("nan")
-    return res
+    return run_eval(model, ds, cfg.eval.split, tuple(cfg.eval.ks), cfg.eval.include_seen, embeddings=emb,
+                    population_sigma=sigma, window=cfg.model.window)

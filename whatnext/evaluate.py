@@ -28,7 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from whatnext import metrics
-from whatnext.data import Dataset
+from whatnext.data import Dataset, pad_histories
 from whatnext.errors import DataError
 
 SPLITS = ("valid", "test")
@@ -127,6 +127,8 @@ def evaluate(
     embeddings: np.ndarray | None = None,
     *,
     batch_rows: int | None = None,
+    population_sigma: np.ndarray | None = None,
+    window: int = 50,
 ) -> dict[str, Any]:
     """Score a fitted ``model`` on ``split`` with full ranking; flat, namespaced results.
 
@@ -134,7 +136,10 @@ def evaluate(
     ``eval/coverage@K``, ``eval/novelty@K`` and, when ``embeddings`` (n_items, d) are given,
     ``eval/ild@K``; plus ``eval/model``, ``eval/split``, ``eval/include_seen`` and
     ``eval/users`` (how many users had a target). See :mod:`whatnext.metrics` for the formulas;
-    novelty uses the training play counts, ``dataset.popularity()``.
+    novelty uses the training play counts, ``dataset.popularity()``. With ``embeddings`` and
+    ``population_sigma`` (from :func:`whatnext.rewards.population_sigma`) it also reports
+    ``eval/diversity_reward@1``: the original diversity reward of each user's top item against
+    the last ``window`` items of the history, from the same ranking.
     """
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
@@ -164,7 +169,23 @@ def evaluate(
         if embeddings is not None:
             out[f"eval/ild@{k}"] = metrics.intra_list_diversity(ranked, embeddings, k)
         out[f"eval/novelty@{k}"] = metrics.novelty(ranked, counts, k)
+    if embeddings is not None and population_sigma is not None:
+        out["eval/diversity_reward@1"] = _top1_diversity(ranked, users, hists, targets, embeddings,
+                                                         population_sigma, window)
     return out
+
+
+def _top1_diversity(ranked: np.ndarray, users: np.ndarray, hists: list[np.ndarray], targets: np.ndarray,
+                    embeddings: np.ndarray, sigma: np.ndarray, window: int) -> float:
+    """Mean diversity reward of the top-1 items (users whose list is empty are left out)."""
+    from whatnext import rewards
+
+    ok = ranked[:, 0] >= 0
+    if not ok.any():
+        return float("nan")
+    inputs, lengths = pad_histories([h for h, keep in zip(hists, ok) if keep], window)
+    r_in = rewards.RewardInputs(inputs, lengths, ranked[ok, :1], targets[ok], users[ok], embeddings, sigma, 1.0)
+    return float(rewards.diversity(r_in).mean())
 
 
 __all__ = ["SPLITS", "Recommender", "evaluate", "rank_all", "split_inputs"]
