@@ -8,12 +8,15 @@ Trains the agent with the given config (default: the built-in defaults) for its 
 epochs, picks the checkpoint with the best validation NDCG@10, and prints one table on the
 chosen split: every baseline and the agent, with played items excluded from the ranking
 (whatnext's default) and kept (as RecBole reports), plus wall time for training and
-evaluation and seconds per training epoch. Nothing is written outside a temporary folder.
+evaluation and seconds per training epoch. A second agent row shows the same trained agent
+with diversified lists (``recommend.diversity``, ``--diversity``; 0 leaves the row out).
+Nothing is written outside a temporary folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +36,8 @@ def main() -> None:
     ap.add_argument("--split", default="test", choices=("valid", "test"))
     ap.add_argument("--epochs", type=int, help="override train.epochs")
     ap.add_argument("--skip-lstm", action="store_true", help="leave out the supervised LSTM baseline")
+    ap.add_argument("--diversity", type=float, default=0.1,
+                    help="also show the same agent with recommend.diversity = this (default 0.1; 0 = leave the row out)")
     args = ap.parse_args()
 
     cfg = load_config(args.config, {"data.path": str(Path(args.data).resolve()) if args.data else None,
@@ -54,13 +59,18 @@ def main() -> None:
               f"(incl. validation at checkpoints); best checkpoint {Path(pt).name}, valid NDCG@10 {summary['best_metric']:.4f}")
         emb = ds.catalogue.features if ds.catalogue.has_features else agent.item_vectors()
         models = [("agent", agent, train_s)]
+        if args.diversity > 0:
+            diverse, _ = engine.load_agent(cfg, ds, "bench")
+            diverse.cfg = copy.deepcopy(diverse.cfg)
+            diverse.cfg.recommend.diversity = args.diversity
+            models.append((f"agent d={args.diversity:g}", diverse, train_s))
         for name in bl.available(ds, emb):
             if name == "lstm" and args.skip_lstm:
                 continue
             t = time.perf_counter()
             models.append((name, bl.make(name, ds, seed=cfg.train.seed, embeddings=emb, config=cfg), time.perf_counter() - t))
 
-        header = (f"{'model':<11} {'fit s':>7} {'eval s':>7} | {'HR@10':>7} {'NDCG@10':>8} {'MRR@10':>7} {'cov@10':>7} "
+        header = (f"{'model':<13} {'fit s':>7} {'eval s':>7} | {'HR@10':>7} {'NDCG@10':>8} {'MRR@10':>7} {'cov@10':>7} "
                   f"{'ILD@10':>7} {'nov@10':>7} | {'HR@10':>7} {'NDCG@10':>8}")
         print(f"\n{args.split} split, full ranking over {len(ds.catalogue)} items; left: played items excluded, "
               f"right: played items kept")
@@ -71,7 +81,7 @@ def main() -> None:
             ex = evaluate(model, ds, args.split, (10,), include_seen=False, embeddings=emb)
             kept = evaluate(model, ds, args.split, (10,), include_seen=True, embeddings=emb)
             ev_s = time.perf_counter() - t
-            print(f"{name:<11} {fit_s:>7.1f} {ev_s:>7.2f} | {ex['eval/hr@10']:>7.4f} {ex['eval/ndcg@10']:>8.4f} "
+            print(f"{name:<13} {fit_s:>7.1f} {ev_s:>7.2f} | {ex['eval/hr@10']:>7.4f} {ex['eval/ndcg@10']:>8.4f} "
                   f"{ex['eval/mrr@10']:>7.4f} {ex['eval/coverage@10']:>7.4f} {ex['eval/ild@10']:>7.4f} "
                   f"{ex['eval/novelty@10']:>7.3f} | {kept['eval/hr@10']:>7.4f} {kept['eval/ndcg@10']:>8.4f}")
         steps_per_epoch = summary["total_steps"] / max(epochs, 1e-9)

@@ -214,7 +214,7 @@ def _empty_folder(tmp: Path, trained: Path) -> dict[str, str]:
 @setup("cli-unknown-user", "cli-unknown-item", "cli-empty-history", "cli-user-and-history", "cli-nothing-to-recommend",
        "cli-k-zero", "cli-k-too-large", "cli-all-users-without-output", "cli-output-bad-suffix", "cli-split-bogus",
        "cli-prune-keep-zero", "cli-train-again", "cli-unknown-run", "cli-checkpoints-unknown-run",
-       "cli-bad-algorithm-option", "ckpt-missing-file", "ckpt-not-a-checkpoint")
+       "cli-bad-algorithm-option", "cli-negative-diversity", "ckpt-missing-file", "ckpt-not-a-checkpoint")
 def _trained(tmp: Path, trained: Path) -> dict[str, str]:
     _trained_copy(tmp, trained)
     _write(tmp / "notes.txt", "not a checkpoint\n")

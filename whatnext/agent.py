@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from whatnext import models, rewards
 from whatnext.config import Config
 from whatnext.data import PAD, Dataset, pad_histories
+from whatnext.diversify import diversify, typical_distance
 from whatnext.state import State
 from whatnext.transitions import Transitions
 
@@ -100,10 +101,14 @@ class Agent:
         # items, one for rankings that keep them (repeats change what the critic is worth)
         self.rerank_weight = cfg.model.rerank_weight
         self.rerank_weight_seen = cfg.model.rerank_weight
+        # p ~ exp(score_scale * score) is calibrated on validation (maximum likelihood of the
+        # targets), one scale per protocol; the diversity re-rank needs probabilities
+        self.score_scale = self.score_scale_seen = 1.0
         self.transitions = Transitions(state.dataset)
         self.actor_opt: torch.optim.Optimizer | None = None
         self.critic_opt: torch.optim.Optimizer | None = None
         self._vectors: np.ndarray | None = None
+        self._div_space: tuple[np.ndarray, float] | None = None
         self.population_sigma: np.ndarray | None = None
         self.delta = 1.0
 
@@ -120,7 +125,7 @@ class Agent:
         """Prepare for inference: evaluation mode, no optimisers."""
         self.actor.eval()
         self.critic.eval()
-        self._vectors = None
+        self._vectors = self._div_space = None
 
     def _refresh_reward_stats(self) -> None:
         vectors = self.item_vectors()
@@ -149,7 +154,7 @@ class Agent:
     def propagate(self, batch: Batch, rng: np.random.Generator, gen: torch.Generator) -> dict[str, float]:
         """One learning step with the configured algorithm; returns namespaced metrics."""
         metrics = ALGORITHMS[self.cfg.train.algorithm](self, batch, rng, gen)
-        self._vectors = None  # the item table may have moved
+        self._vectors = self._div_space = None  # the item table may have moved
         return metrics
 
     # -- recommending -------------------------------------------------------------------
@@ -164,26 +169,65 @@ class Agent:
         """Top-k indices and distances to the proto-action for each history, in blocks of 1024.
 
         With ``model.rerank = M > 0`` the max(M, k) nearest items are re-ranked by the critic
-        (Wolpertinger, Dulac-Arnold et al. 2015); otherwise the nearest k are returned.
+        (Wolpertinger, Dulac-Arnold et al. 2015); otherwise the nearest k are returned. With
+        ``recommend.diversity > 0`` the list is chosen from the ``recommend.diversity_pool``
+        nearest items by :func:`whatnext.diversify.diversify` instead of by score alone.
         """
-        self.item_vectors()
-        window, m = self.cfg.model.window, self.cfg.model.rerank
+        pool = max(k, self.cfg.recommend.diversity_pool if self.cfg.recommend.diversity > 0 else 0)
         out_i, out_d = [], []
         for s in range(0, len(histories), 1024):
-            block = histories[s : s + 1024]
-            inputs, lengths = pad_histories(block, window)
-            proto = self.predict(inputs, lengths)
             ex = None if exclude is None else exclude[s : s + 1024]
-            i, d = self.state.nearest(proto, max(k, m) if m else k, ex)
-            if m:
-                i, d = self._add_successors(inputs, lengths, proto, i, d, ex)
-                w = self.rerank_weight if exclude is not None else self.rerank_weight_seen
-                i, d = self._rerank(inputs, lengths, i, d, k, w)
+            i, d = self.choose(self.score_candidates(histories[s : s + 1024], ex, pool), k, seen=exclude is None)
             out_i.append(i)
             out_d.append(d)
         if not out_i:
             return np.zeros((0, k), np.int64), np.zeros((0, k))
         return np.concatenate(out_i), np.concatenate(out_d)
+
+    def score_candidates(self, histories: Sequence[np.ndarray], exclude: Sequence[np.ndarray] | None,
+                         pool: int) -> Scored:
+        """The max(pool, model.rerank) items nearest each history's proto-action (plus, when
+        re-ranking, the last item's top successors) with their actor and critic scores."""
+        self.item_vectors()
+        m = self.cfg.model.rerank
+        inputs, lengths = pad_histories(histories, self.cfg.model.window)
+        proto = self.predict(inputs, lengths)
+        i, d = self.state.nearest(proto, max(pool, m, 1), exclude)
+        log_q = None
+        if m:
+            i, d = self._add_successors(inputs, lengths, proto, i, d, exclude)
+            log_q = self._critic_log_values(inputs, lengths, i)
+        logit = self._actor_logits(d)
+        logit[i < 0] = -np.inf
+        return Scored(i, d, logit, log_q)
+
+    def choose(self, scored: Scored, k: int, seen: bool, plain: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The k best of each row of ``scored`` (items, distances), -1 / inf padded.
+
+        By score (ties to the nearer candidate), or with ``recommend.diversity > 0`` (and not
+        ``plain``) by :func:`whatnext.diversify.diversify` over the calibrated scores.
+        """
+        score = scored.score(self.rerank_weight_seen if seen else self.rerank_weight)
+        if self.cfg.recommend.diversity > 0 and not plain:
+            vectors, scale = self._diversity_space()
+            calibrated = score * (self.score_scale_seen if seen else self.score_scale)
+            order = diversify(scored.items, calibrated, vectors, k, self.cfg.recommend.diversity, scale)
+        else:
+            order = np.argsort(-score, axis=1, kind="stable")[:, :k]
+            order[~np.isfinite(np.take_along_axis(score, order, 1))] = -1
+        keep = order >= 0
+        order = np.maximum(order, 0)
+        return (np.where(keep, np.take_along_axis(scored.items, order, 1), -1),
+                np.where(keep, np.take_along_axis(scored.dist, order, 1), np.inf))
+
+    def _diversity_space(self) -> tuple[np.ndarray, float]:
+        """The vectors diversity is measured in (catalogue features if any, else the item table)
+        and their typical distance; the same space ``whatnext eval`` reports ILD in."""
+        if self._div_space is None:
+            cat = self.state.catalogue
+            vec = cat.features if cat.has_features and cat.features is not None else self.item_vectors()
+            self._div_space = (vec, typical_distance(vec))
+        return self._div_space
 
     def _add_successors(self, inputs: np.ndarray, lengths: np.ndarray, proto: np.ndarray, cand: np.ndarray,
                         dist: np.ndarray, exclude: Sequence[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
@@ -205,27 +249,37 @@ class Agent:
         seen = in_window(cand, inputs)[..., None].astype(np.float64)
         return torch.from_numpy(np.concatenate([seen, self.transitions.features(last, cand)], -1)).float()
 
-    def _rerank(self, inputs: np.ndarray, lengths: np.ndarray, cand: np.ndarray, dist: np.ndarray,
-                k: int, weight: float) -> tuple[np.ndarray, np.ndarray]:
-        """Order candidates by actor logit + rerank_weight * log(critic value) and keep k.
+    def _actor_logits(self, dist: np.ndarray) -> np.ndarray:
+        """The actor's log-probabilities (up to a row constant): -distance^2 * exp(log_scale)."""
+        return -(dist.astype(np.float64) ** 2) * self.actor.log_scale.exp().item()
 
-        A product of experts: the actor's softmax over distances and the critic's estimate of
-        the reward of each candidate (clipped to [1e-4, 1] before the log). The weight
-        (``rerank_weight`` when played items are excluded, ``rerank_weight_seen`` when they are
-        kept) starts at the config's value and is tuned on validation (``model.tune_rerank``).
-        Ties: nearer first.
-        """
+    def _critic_log_values(self, inputs: np.ndarray, lengths: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        """log of the critic's value of each candidate, clipped to [1e-4, 1] first."""
         vectors = self.item_vectors()
         self.critic.eval()
         with torch.no_grad():
             summary = self.critic.encode(torch.from_numpy(inputs), torch.from_numpy(lengths))
             q = self.critic.score(summary, torch.from_numpy(vectors[np.maximum(cand, 0)]),
                                   self.candidate_extra(inputs, lengths, np.maximum(cand, 0))).numpy().astype(np.float64)
-        logit = -(dist.astype(np.float64) ** 2) * self.actor.log_scale.exp().item()
-        score = logit + weight * np.log(np.clip(q, 1e-4, 1.0))
-        score[cand < 0] = -np.inf
-        order = np.argsort(-score, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(cand, order, 1), np.take_along_axis(dist, order, 1)
+        return np.log(np.clip(q, 1e-4, 1.0))
+
+
+class Scored(NamedTuple):
+    """A slate of candidates per history with their scores (B, P) each."""
+
+    items: np.ndarray  #: candidate item indices, -1 = padding
+    dist: np.ndarray  #: distance to the proto-action (inf at padding)
+    logit: np.ndarray  #: the actor's log-probability up to a row constant, -inf at padding
+    log_q: np.ndarray | None  #: log critic value; None without re-ranking
+
+    def score(self, weight: float) -> np.ndarray:
+        """Re-rank score: actor logit + weight * log(critic value), a product of experts.
+
+        The weight (``rerank_weight`` when played items are excluded, ``rerank_weight_seen``
+        when they are kept) starts at the config's value and is tuned on validation
+        (``model.tune_rerank``).
+        """
+        return self.logit if self.log_q is None else self.logit + weight * self.log_q
 
 
 # ---------------------------------------------------------------- algorithms

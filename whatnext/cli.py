@@ -131,6 +131,7 @@ def inspect_data(
 
 RunOpt = Annotated[Optional[str], typer.Option("--run", help="Run name: checkpoints live in models_dir/RUN (default: paths.run).", show_default=False)]
 CheckpointOpt = Annotated[Optional[Path], typer.Option("--checkpoint", help="Use this checkpoint file instead of a run's best.", show_default=False)]
+DiversityOpt = Annotated[Optional[float], typer.Option("--diversity", help="Trade accuracy for more varied lists, e.g. 0.1 (overrides recommend.diversity; 0 = off).", show_default=False)]
 
 
 class _Interrupt:
@@ -202,13 +203,14 @@ def recommend(
     all_users: Annotated[bool, typer.Option("--all-users", help="Recommend for every user; needs --output.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="With --all-users: write FILE.parquet or FILE.csv.", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --output file.")] = False,
+    diversity: DiversityOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Recommend the next items for a user (or a given history, or every user) from a trained run."""
     from whatnext import engine
 
     result = engine.recommend(
-        config, user=user, history=history.split(",") if history is not None else None, k=k, run=run,
+        config, {"recommend.diversity": diversity}, user=user, history=history.split(",") if history is not None else None, k=k, run=run,
         checkpoint=checkpoint, include_seen=include_seen, all_users=all_users, output=output, force=force,
     )
     show(result, as_json, "render_recommendations")
@@ -223,12 +225,13 @@ def eval_cmd(
     split: Annotated[Optional[str], typer.Option("--split", help="valid (second-to-last event) or test (last event); default eval.split.", show_default=False)] = None,
     include_seen: Annotated[Optional[bool], typer.Option("--include-seen/--exclude-seen", help="Keep already played items in the ranking (default eval.include_seen: excluded).", show_default=False)] = None,
     with_baselines: Annotated[bool, typer.Option("--baselines", help="Also evaluate random, popular, markov, neighbours and the supervised LSTM.")] = False,
+    diversity: DiversityOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Leave-one-out evaluation with full ranking: HR, NDCG, MRR, coverage, diversity, novelty."""
     from whatnext import engine
 
-    result = engine.evaluate(config, run=run, checkpoint=checkpoint, split=split, include_seen=include_seen,
+    result = engine.evaluate(config, {"recommend.diversity": diversity}, run=run, checkpoint=checkpoint, split=split, include_seen=include_seen,
                              baselines=with_baselines)
     show(result, as_json, "render_eval")
 

@@ -102,6 +102,14 @@ class EvalConfig:
 
 
 @dataclass
+class RecommendConfig:
+    """How lists are made from a trained model (recommend and eval); change freely after training."""
+
+    diversity: float = _f(0.0, "trade accuracy for intra-list diversity: maximise expected NDCG gain + diversity * ILD (MMR); 0 = off")
+    diversity_pool: int = _f(200, "with diversity > 0: choose each list from this many candidates nearest the proto-action")
+
+
+@dataclass
 class PathsConfig:
     """Where models go."""
 
@@ -116,6 +124,7 @@ SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "train": TrainConfig,
     "eval": EvalConfig,
+    "recommend": RecommendConfig,
     "paths": PathsConfig,
 }
 
@@ -142,6 +151,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     source: Path | None = None
 
@@ -283,6 +293,7 @@ _POSITIVE_INT = {
     ("model", "embedding_dim"): 1, ("train", "checkpoint_every"): 1, ("train", "keep_last"): 1,
     ("train", "seed"): 0,  # numpy's default_rng refuses negative seeds
     ("train", "threads"): 0, ("train", "patience"): 0, ("model", "rerank"): 0,
+    ("recommend", "diversity_pool"): 1,
 }
 
 
@@ -306,6 +317,8 @@ def _check_value(section: str, key: str, value: Any, where: str) -> None:
             codecs.lookup(value)
         except LookupError:
             raise ConfigError(f"{where}: key 'data.encoding' is {value!r}, not a known text encoding (e.g. utf-8, latin-1)") from None
+    if (section, key) == ("recommend", "diversity") and not value >= 0:
+        raise ConfigError(f"{where}: key 'recommend.diversity' is {value}, expected a number >= 0 (0 = off)")
     if (section, key) == ("model", "rerank_weight") and not value >= 0:
         raise ConfigError(f"{where}: key 'model.rerank_weight' is {value}, expected a number >= 0")
     if section == "train" and key in ("noise", "relax", "grad_clip", "rl_weight") and not value >= 0:

@@ -132,31 +132,53 @@ RERANK_GRID = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 def _validator(cfg: Config, ds: Any) -> Any:
-    """agent -> validation metrics; with model.tune_rerank it also picks the agent's rerank weight."""
+    """agent -> validation metrics (lists by score, no diversity re-rank).
+
+    For both protocols (played items excluded, kept) it scores the validation users' slates
+    once; with model.tune_rerank it picks the rerank weight with the best validation NDCG from
+    RERANK_GRID, re-combining the cached actor and critic scores, and it calibrates the score
+    scale the diversity re-rank turns into probabilities (:func:`whatnext.diversify.calibrate_scale`).
+    """
+    import numpy as np
+
+    from whatnext.diversify import calibrate_scale
     from whatnext.environment import select_metric
-    from whatnext.evaluate import evaluate
+    from whatnext.evaluate import score_ranking, split_inputs
 
     key = select_metric(list(cfg.eval.ks))
+    k = max(cfg.eval.ks)
+    _, hists, targets = split_inputs(ds, "valid")
+    tune = bool(cfg.model.rerank and cfg.model.tune_rerank)
 
-    def score(agent: Any, include_seen: bool = cfg.eval.include_seen) -> dict[str, float]:
-        res = evaluate(agent, ds, split="valid", ks=tuple(cfg.eval.ks), include_seen=include_seen)
-        return {k: float(v) for k, v in res.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    def protocol(agent: Any, seen: bool) -> tuple[float, dict[str, float]]:
+        """Choose (when tuning) and set this protocol's rerank weight and score scale; its metrics."""
+        slates = [agent.score_candidates(hists[s : s + 1024], None if seen else hists[s : s + 1024], k)
+                  for s in range(0, len(hists), 1024)]
+        attr = "rerank_weight_seen" if seen else "rerank_weight"
+        best: tuple[float, float, dict[str, Any]] | None = None
+        for w in sorted({*RERANK_GRID, cfg.model.rerank_weight}) if tune else [getattr(agent, attr)]:
+            setattr(agent, attr, w)
+            ranked = np.concatenate([agent.choose(sl, k, seen, plain=True)[0] for sl in slates]) if slates else np.zeros((0, k), np.int64)
+            res = score_ranking(ranked, ds, "valid", cfg.eval.ks, seen, name=agent.name)
+            if best is None or res[key] > best[0]:
+                best = (res[key], w, res)
+        assert best is not None
+        setattr(agent, attr, best[1])
+        if slates:
+            scores = np.concatenate([sl.score(best[1]) for sl in slates])
+            hit = np.concatenate([sl.items for sl in slates]) == targets[:, None]
+            setattr(agent, "score_scale_seen" if seen else "score_scale", calibrate_scale(scores, hit))
+        return best[1], {n: float(v) for n, v in best[2].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
     def run(agent: Any) -> dict[str, float]:
         agent.ready()
-        if not (cfg.model.rerank and cfg.model.tune_rerank):
-            return score(agent)
-        # one weight per protocol: rankings without played items, and rankings that keep them
-        chosen: dict[bool, tuple[float, float, dict[str, float]]] = {}
-        for seen in (False, True):
-            for w in sorted({*RERANK_GRID, cfg.model.rerank_weight}):
-                agent.rerank_weight = agent.rerank_weight_seen = w
-                res = score(agent, seen)
-                if seen not in chosen or res[key] > chosen[seen][0]:
-                    chosen[seen] = (res[key], w, res)
-        agent.rerank_weight, agent.rerank_weight_seen = chosen[False][1], chosen[True][1]
-        return {**chosen[cfg.eval.include_seen][2], "eval/rerank_weight": chosen[False][1],
-                "eval/rerank_weight_seen": chosen[True][1]}
+        w, res = protocol(agent, False)
+        w_seen, res_seen = protocol(agent, True)
+        out = {**(res_seen if cfg.eval.include_seen else res), "eval/score_scale": agent.score_scale,
+               "eval/score_scale_seen": agent.score_scale_seen}
+        if tune:
+            out.update({"eval/rerank_weight": w, "eval/rerank_weight_seen": w_seen})
+        return out
 
     return run
 
@@ -245,7 +267,7 @@ def recommend(config: str | Path | None = None, overrides: dict[str, Any] | None
         rows.append(row)
     return {
         "user": user, "history_length": int(len(hist)), "history": [str(cat.ids[i]) for i in hist[-5:]],
-        "k": k, "include_seen": include_seen, "checkpoint": str(pt), "recommendations": rows,
+        "k": k, "include_seen": include_seen, "diversity": cfg.recommend.diversity, "checkpoint": str(pt), "recommendations": rows,
     }
 
 
@@ -402,7 +424,7 @@ def evaluate(config: str | Path | None = None, overrides: dict[str, Any] | None 
             model = bl.make(name, ds, seed=cfg.train.seed, embeddings=emb, config=cfg)
             rows.append(_score(model, ds, cfg, emb, sigma))
     return {"checkpoint": str(pt), "split": cfg.eval.split, "include_seen": cfg.eval.include_seen,
-            "ks": list(cfg.eval.ks), "users": rows[0]["eval/users"], "rows": rows}
+            "diversity": cfg.recommend.diversity, "ks": list(cfg.eval.ks), "users": rows[0]["eval/users"], "rows": rows}
 
 
 def _score(model: Any, ds: Any, cfg: Config, emb: Any, sigma: Any) -> dict[str, Any]:

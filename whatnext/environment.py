@@ -85,7 +85,7 @@ def checkpoint_payload(agent: Agent, cfg: Config, step: int, epoch: int, metrics
         "config": cfg.to_dict(), "fingerprint": agent.state.catalogue.fingerprint(),
         "metrics": {k: float(v) for k, v in metrics.items()}, "best_metric": best,
         "torch_rng": torch.get_rng_state(), "rerank_weight": float(agent.rerank_weight),
-        "rerank_weight_seen": float(agent.rerank_weight_seen),
+        "rerank_weight_seen": float(agent.rerank_weight_seen), **score_scales(agent),
     }
 
 
@@ -240,7 +240,14 @@ def restore(agent: Agent, payload: dict[str, Any], *, optimisers: bool = False) 
         agent.critic_opt.load_state_dict(payload["critic_opt"])
     agent.rerank_weight = float(payload.get("rerank_weight", agent.cfg.model.rerank_weight))
     agent.rerank_weight_seen = float(payload.get("rerank_weight_seen", agent.rerank_weight))
-    agent._vectors = None
+    agent.score_scale = float(payload.get("score_scale", 1.0))
+    agent.score_scale_seen = float(payload.get("score_scale_seen", agent.score_scale))
+    agent._vectors = agent._div_space = None
+
+
+def score_scales(agent: Agent) -> dict[str, float]:
+    """The agent's calibrated score scales, as saved in checkpoints."""
+    return {"score_scale": float(agent.score_scale), "score_scale_seen": float(agent.score_scale_seen)}
 
 
 def export_legacy(agent: Agent, cfg: Config) -> None:
@@ -256,7 +263,7 @@ def export_legacy(agent: Agent, cfg: Config) -> None:
         buf = io.BytesIO()
         torch.save({"format_version": checkpoints.FORMAT_VERSION, "model_name": cfg.model.name,
                     "rerank_weight": float(agent.rerank_weight),
-                    "rerank_weight_seen": float(agent.rerank_weight_seen),
+                    "rerank_weight_seen": float(agent.rerank_weight_seen), **score_scales(agent),
                     "model_args": dict(agent.args), "state_dict": module.state_dict(),
                     "fingerprint": agent.state.catalogue.fingerprint(), "config": cfg.to_dict()}, buf)
         checkpoints.write_atomic(path, buf.getvalue())

@@ -154,9 +154,24 @@ def evaluate(
         need = 3 if split == "valid" else 2
         raise DataError(f"{dataset.source}: no user has a {split} target (a user needs at least {need} events)")
     ranked = rank_all(model, hists, ks[-1], n_items, include_seen=include_seen, batch_rows=batch_rows)
+    return score_ranking(ranked, dataset, split, ks, include_seen, embeddings, name=getattr(model, "name", type(model).__name__),
+                         population_sigma=population_sigma, window=window)
+
+
+def score_ranking(
+    ranked: np.ndarray, dataset: Dataset, split: str, ks: Sequence[int], include_seen: bool = False,
+    embeddings: np.ndarray | None = None, *, name: str = "ranking", population_sigma: np.ndarray | None = None,
+    window: int = 50,
+) -> dict[str, Any]:
+    """The metrics of :func:`evaluate` for a ready ranking: one row per user of ``split``, in
+    :func:`split_inputs` order, at least ``max(ks)`` columns (checked like a model's answer)."""
+    ks = sorted({int(k) for k in ks})
+    users, hists, targets = split_inputs(dataset, split)
+    n_items = len(dataset.catalogue)
+    ranked = _check_answer(name, ranked, len(users), ks[-1], n_items, None if include_seen else hists)
     counts = dataset.popularity()
     out: dict[str, Any] = {
-        "eval/model": getattr(model, "name", type(model).__name__),
+        "eval/model": name,
         "eval/split": split,
         "eval/include_seen": bool(include_seen),
         "eval/users": len(users),
@@ -188,4 +203,4 @@ def _top1_diversity(ranked: np.ndarray, users: np.ndarray, hists: list[np.ndarra
     return float(rewards.diversity(r_in).mean())
 
 
-__all__ = ["SPLITS", "Recommender", "evaluate", "rank_all", "split_inputs"]
+__all__ = ["SPLITS", "Recommender", "evaluate", "rank_all", "score_ranking", "split_inputs"]

@@ -73,7 +73,8 @@ def render_recommendations(con: Console, r: dict[str, Any]) -> None:
         return
     who = f"user {r['user']}" if r["user"] is not None else "the given history"
     t = Table(title=f"Top {r['k']} for {who} (history {r['history_length']} items; "
-                    f"{'played items allowed' if r['include_seen'] else 'played items excluded'})")
+                    f"{'played items allowed' if r['include_seen'] else 'played items excluded'}"
+                    f"{'; diversity ' + format(r['diversity'], 'g') if r.get('diversity') else ''})")
     recs = r["recommendations"]
     display = [c for c in ("title", "artist") if recs and c in recs[0]]
     attrs = list(recs[0]["attributes"]) if recs else []
@@ -180,8 +181,9 @@ def render_eval(con: Console, r: dict[str, Any]) -> None:
     """One row per model, one column per metric."""
     rows = r["rows"]
     keys = [k for k in rows[0] if k.startswith("eval/") and k not in ("eval/model", "eval/split", "eval/include_seen", "eval/users")]
+    div = f", agent's diversity {r['diversity']:g}" if r.get("diversity") else ""
     t = Table(title=f"{r['split']} split, {r['users']} users, full ranking, played items "
-                    f"{'kept' if r['include_seen'] else 'excluded'} · {r['checkpoint']}")
+                    f"{'kept' if r['include_seen'] else 'excluded'}{div} · {r['checkpoint']}")
     t.add_column("model", style="bold")
     for k in keys:
         t.add_column(k.removeprefix("eval/"), justify="right")

@@ -1,0 +1,106 @@
+"""Diversified lists: the greedy expected-gain + ILD objective against hand-computed cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from whatnext import metrics
+from whatnext.diversify import calibrate_scale, diversify, typical_distance
+
+# four items on a line: 0 and 1 together, 2 a little away, 3 far away
+VEC = np.array([[0.0], [0.1], [1.0], [3.0]])
+
+
+def test_weight_zero_orders_by_score_with_ties_to_the_earlier_candidate():
+    cand = np.array([[3, 2, 1, 0]])
+    scores = np.array([[0.0, 1.0, 1.0, 2.0]])
+    assert diversify(cand, scores, VEC, 4, 0.0).tolist() == [[3, 1, 2, 0]]
+
+
+def test_first_slot_is_always_the_most_probable():
+    cand = np.array([[0, 1, 2, 3]])
+    scores = np.log(np.array([[0.5, 0.3, 0.15, 0.05]]))
+    for w in (0.0, 0.1, 10.0, 1e6):
+        assert diversify(cand, scores, VEC, 2, w)[0, 0] == 0
+
+
+def test_hand_computed_second_slot():
+    # p = (0.5, 0.3, 0.15, 0.05); with k = 2 the one pair carries weight * 2 / (2 * 1) / scale.
+    # Slot 2 values, p / log2(3) + w * d(c, item 0):
+    #   item 1: 0.189279 + 0.1 w    item 2: 0.094640 + 1.0 w    item 3: 0.031547 + 3.0 w
+    # item 1 wins while w < 0.054390 (then item 3); item 2 never wins.
+    cand = np.array([[0, 1, 2, 3]])
+    scores = np.log(np.array([[0.5, 0.3, 0.15, 0.05]]))
+    assert diversify(cand, scores, VEC, 2, 0.054).tolist() == [[0, 1]]
+    assert diversify(cand, scores, VEC, 2, 0.0545).tolist() == [[0, 3]]
+    # scale divides the distances: weight 0.1 at scale 2 is weight 0.05 at scale 1
+    assert diversify(cand, scores, VEC, 2, 0.1, scale=2.0).tolist() == [[0, 1]]
+    assert diversify(cand, scores, VEC, 2, 0.1, scale=1.0).tolist() == [[0, 3]]
+
+
+def test_third_slot_counts_distance_to_every_chosen_item():
+    # k = 3: each pair carries w * 2 / (3 * 2) = w / 3. After (0, 3) with w = 0.3 -> 0.1 per unit:
+    #   item 1: 0.3 / 2 + 0.1 * (0.1 + 2.9) = 0.45    item 2: 0.15 / 2 + 0.1 * (1.0 + 2.0) = 0.375
+    cand = np.array([[0, 1, 2, 3]])
+    scores = np.log(np.array([[0.5, 0.3, 0.15, 0.05]]))
+    assert diversify(cand, scores, VEC, 3, 0.3).tolist() == [[0, 3, 1]]
+
+
+def test_padding_and_unchoosable_candidates():
+    cand = np.array([[2, -1, 0, 1], [-1, -1, 3, -1]])
+    scores = np.array([[0.0, 5.0, -np.inf, 1.0], [0.0, 0.0, 0.0, 0.0]])
+    out = diversify(cand, scores, VEC, 3, 1.0)
+    assert out.tolist() == [[3, 0, -1], [2, -1, -1]]
+    assert diversify(cand[:0], scores[:0], VEC, 3, 1.0).shape == (0, 3)
+
+
+def test_large_weight_spreads_the_list():
+    rng = np.random.default_rng(0)
+    vec = rng.uniform(size=(300, 4))
+    cand = np.tile(np.arange(300), (5, 1))
+    scores = -((vec[None, :, :] - vec[:5, None, :]) ** 2).sum(-1) * 50  # each row: items near item r
+    plain = np.take_along_axis(cand, diversify(cand, scores, vec, 10, 0.0), 1)
+    spread = np.take_along_axis(cand, diversify(cand, scores, vec, 10, 1.0, typical_distance(vec)), 1)
+    assert (plain[:, 0] == spread[:, 0]).all()  # the most probable item stays first
+    assert metrics.intra_list_diversity(spread, vec, 10) > 2 * metrics.intra_list_diversity(plain, vec, 10)
+
+
+def test_typical_distance():
+    assert typical_distance(np.array([[0.0, 0.0], [3.0, 4.0]])) == pytest.approx(5.0)
+    assert typical_distance(np.zeros((1, 3))) == 1.0
+    assert typical_distance(np.zeros((5, 3))) == 1.0  # all equal: no zero scale
+    v = np.random.default_rng(1).normal(size=(100, 3))
+    assert typical_distance(v) == typical_distance(v)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="same"):
+        diversify(np.zeros((2, 3), np.int64), np.zeros((2, 4)), VEC, 2, 0.1)
+    with pytest.raises(ValueError, match=">= 0"):
+        diversify(np.zeros((2, 3), np.int64), np.zeros((2, 3)), VEC, 2, -0.1)
+
+
+def test_calibrate_scale_recovers_the_sharpness_of_the_real_distribution():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(4000, 30))
+    p = np.exp(2.0 * scores)
+    p /= p.sum(axis=1, keepdims=True)
+    target = (p.cumsum(axis=1) > rng.uniform(size=(4000, 1))).argmax(axis=1)
+    hits = np.arange(30)[None, :] == target[:, None]
+    assert calibrate_scale(scores, hits) == pytest.approx(2.0, rel=0.15)
+    # flatter truth, flatter scale; -inf candidates and rows without a hit are ignored
+    q = np.exp(0.5 * scores)
+    q /= q.sum(axis=1, keepdims=True)
+    t2 = (q.cumsum(axis=1) > rng.uniform(size=(4000, 1))).argmax(axis=1)
+    h2 = np.arange(30)[None, :] == t2[:, None]
+    padded = np.concatenate([scores, np.full((4000, 5), -np.inf)], axis=1)
+    h2 = np.concatenate([h2, np.zeros((4000, 5), bool)], axis=1)
+    h2[:100] = False
+    assert calibrate_scale(padded, h2) == pytest.approx(0.5, rel=0.15)
+
+
+def test_calibrate_scale_without_evidence_is_one():
+    assert calibrate_scale(np.zeros((3, 4)), np.zeros((3, 4), bool)) == 1.0
+    with pytest.raises(ValueError, match="same"):
+        calibrate_scale(np.zeros((3, 4)), np.zeros((3, 5), bool))
