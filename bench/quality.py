@@ -36,8 +36,8 @@ def main() -> None:
     ap.add_argument("--split", default="test", choices=("valid", "test"))
     ap.add_argument("--epochs", type=int, help="override train.epochs")
     ap.add_argument("--skip-lstm", action="store_true", help="leave out the supervised LSTM baseline")
-    ap.add_argument("--diversity", type=float, default=0.1,
-                    help="also show the same agent with recommend.diversity = this (default 0.1; 0 = leave the row out)")
+    ap.add_argument("--diversity", type=float, default=0.5,
+                    help="also show the same agent with recommend.diversity = this (default 0.5; 0 = leave the row out)")
     args = ap.parse_args()
 
     cfg = load_config(args.config, {"data.path": str(Path(args.data).resolve()) if args.data else None,

@@ -20,31 +20,48 @@ def test_weight_zero_orders_by_score_with_ties_to_the_earlier_candidate():
 
 def test_first_slot_is_always_the_most_probable():
     cand = np.array([[0, 1, 2, 3]])
-    scores = np.log(np.array([[0.5, 0.3, 0.15, 0.05]]))
     for w in (0.0, 0.1, 10.0, 1e6):
-        assert diversify(cand, scores, VEC, 2, w)[0, 0] == 0
+        assert diversify(cand, P4, VEC, 2, w)[0, 0] == 0
+
+
+# p = (0.5, 0.3, 0.15, 0.05): the plain list's expected gain G is 0.5 + 0.3 / log2(3) = 0.689279 at k = 2
+# and 0.689279 + 0.15 / 2 = 0.764279 at k = 3.
+P4 = np.log(np.array([[0.5, 0.3, 0.15, 0.05]]))
 
 
 def test_hand_computed_second_slot():
-    # p = (0.5, 0.3, 0.15, 0.05); with k = 2 the one pair carries weight * 2 / (2 * 1) / scale.
-    # Slot 2 values, p / log2(3) + w * d(c, item 0):
-    #   item 1: 0.189279 + 0.1 w    item 2: 0.094640 + 1.0 w    item 3: 0.031547 + 3.0 w
-    # item 1 wins while w < 0.054390 (then item 3); item 2 never wins.
+    # With k = 2 the one pair carries G * w * 2 / (2 * 1) / scale = 0.689279 w per unit of distance.
+    # Slot 2 values, p / log2(3) + 0.689279 w * d(c, item 0):
+    #   item 1: 0.189279 + 0.0689279 w    item 2: 0.094640 + 0.689279 w    item 3: 0.031547 + 2.067837 w
+    # item 1 wins while w < 0.078909 (then item 3); item 2 never wins.
     cand = np.array([[0, 1, 2, 3]])
-    scores = np.log(np.array([[0.5, 0.3, 0.15, 0.05]]))
-    assert diversify(cand, scores, VEC, 2, 0.054).tolist() == [[0, 1]]
-    assert diversify(cand, scores, VEC, 2, 0.0545).tolist() == [[0, 3]]
-    # scale divides the distances: weight 0.1 at scale 2 is weight 0.05 at scale 1
-    assert diversify(cand, scores, VEC, 2, 0.1, scale=2.0).tolist() == [[0, 1]]
-    assert diversify(cand, scores, VEC, 2, 0.1, scale=1.0).tolist() == [[0, 3]]
+    assert diversify(cand, P4, VEC, 2, 0.0789).tolist() == [[0, 1]]
+    assert diversify(cand, P4, VEC, 2, 0.0790).tolist() == [[0, 3]]
+    # scale divides the distances: weight 0.15 at scale 2 is weight 0.075 at scale 1
+    assert diversify(cand, P4, VEC, 2, 0.15, scale=2.0).tolist() == [[0, 1]]
+    assert diversify(cand, P4, VEC, 2, 0.1, scale=1.0).tolist() == [[0, 3]]
+
+
+
+def test_accuracy_counts_relative_to_the_plain_list():
+    # Row 2 holds the same four items at half the probability (the other half spread thinly over 50
+    # items that sit on item 0 and never make the list): its expected gain halves, and so does
+    # the price of spread in absolute terms; the choices stay those of row 1.
+    vec = np.concatenate([VEC, np.zeros((50, 1))])
+    p1 = np.concatenate([[0.5, 0.3, 0.15, 0.05], np.full(50, 1e-12)])
+    p2 = np.concatenate([[0.25, 0.15, 0.075, 0.025], np.full(50, 0.01)])
+    cand = np.tile(np.arange(54), (2, 1))
+    scores = np.log(np.stack([p1, p2]))
+    assert diversify(cand, scores, vec, 2, 0.0789).tolist() == [[0, 1], [0, 1]]
+    assert diversify(cand, scores, vec, 2, 0.0791).tolist() == [[0, 3], [0, 3]]
 
 
 def test_third_slot_counts_distance_to_every_chosen_item():
-    # k = 3: each pair carries w * 2 / (3 * 2) = w / 3. After (0, 3) with w = 0.3 -> 0.1 per unit:
-    #   item 1: 0.3 / 2 + 0.1 * (0.1 + 2.9) = 0.45    item 2: 0.15 / 2 + 0.1 * (1.0 + 2.0) = 0.375
+    # k = 3: each pair carries G * w * 2 / (3 * 2) = 0.1 per unit with w = 0.3 / 0.764279:
+    #   slot 2: item 1: 0.189279 + 0.01 = 0.199    item 2: 0.094640 + 0.1 = 0.195    item 3: 0.031547 + 0.3 = 0.332
+    #   slot 3: item 1: 0.3 / 2 + 0.1 * (0.1 + 2.9) = 0.45    item 2: 0.15 / 2 + 0.1 * (1.0 + 2.0) = 0.375
     cand = np.array([[0, 1, 2, 3]])
-    scores = np.log(np.array([[0.5, 0.3, 0.15, 0.05]]))
-    assert diversify(cand, scores, VEC, 3, 0.3).tolist() == [[0, 3, 1]]
+    assert diversify(cand, P4, VEC, 3, 0.3 / 0.764279).tolist() == [[0, 3, 1]]
 
 
 def test_padding_and_unchoosable_candidates():

@@ -105,7 +105,7 @@ class EvalConfig:
 class RecommendConfig:
     """How lists are made from a trained model (recommend and eval); change freely after training."""
 
-    diversity: float = _f(0.0, "trade accuracy for intra-list diversity: maximise expected NDCG gain + diversity * ILD (MMR); 0 = off")
+    diversity: float = _f(0.0, "trade accuracy for varied lists: maximise relative expected NDCG + diversity * ILD in typical distances (MMR); 0 = off")
     diversity_pool: int = _f(200, "with diversity > 0: choose each list from this many candidates nearest the proto-action")
 
 

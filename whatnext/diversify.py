@@ -1,17 +1,21 @@
 """Diversified top-k lists: trade a little expected accuracy for intra-list diversity.
 
 A recommender that follows the listener's mood returns coherent lists: ten songs that sound
-alike. ``diversify`` re-orders a scored candidate pool so that the list maximises
+alike. ``diversify`` re-orders a scored candidate pool so that each list maximises
 
-    sum_t  p(c_t) / log2(t + 1)   +   weight * ILD(c_1..c_k) / scale
+    sum_t p(c_t) / log2(t + 1) / G   +   weight * ILD(c_1..c_k) / scale
 
 greedily, slot by slot (maximal marginal relevance, Carbonell & Goldstein 1998, with
 NDCG's position discount on the relevance side). ``p`` is the softmax of the candidates'
-scores over the pool (scores are log-probabilities up to a constant, as the agent's actor
-logits and re-rank scores are), so the first term is the list's expected discounted gain;
-``ILD`` is the mean pairwise Euclidean distance of the list's item vectors, the same
-figure ``metrics.intra_list_diversity`` reports, divided by ``scale`` (the catalogue's
-typical distance, so one weight means the same on every dataset). ``weight = 0`` keeps the
+scores over the pool (scores are log-probabilities up to a constant, as the agent's
+calibrated actor and re-rank scores are), so the first term is the list's expected
+discounted gain relative to ``G``, the expected gain of the plain list (the k most probable
+items in order): accuracy is counted relative to what this list could have had, so one
+weight costs a similar share of accuracy whether the model is sure or unsure. ``ILD`` is
+the mean pairwise Euclidean distance of the list's item vectors, the figure
+``metrics.intra_list_diversity`` reports, divided by ``scale`` (the catalogue's typical
+distance, so one weight means the same on every dataset). ``weight = 0.5``: one typical
+distance of spread is worth half the list's expected accuracy. ``weight = 0`` keeps the
 order by score; the first slot is always the most probable item, later slots go to items
 that are probable *and* unlike the ones already chosen.
 """
@@ -41,7 +45,7 @@ def diversify(candidates: np.ndarray, scores: np.ndarray, vectors: np.ndarray, k
     ``candidates`` (B, M) item indices, -1 = padding; ``scores`` (B, M) log-probabilities up
     to a row constant, ``-inf`` = never choose; ``vectors`` (n_items, d) item vectors the
     diversity is measured in. Rows with fewer than k choosable candidates are padded with -1.
-    Ties go to the earlier candidate. Memory: B * M * M floats for the pairwise distances.
+    Ties go to the earlier candidate. Work and memory: about B * M * d per slot.
     """
     cand = np.asarray(candidates)
     s = np.asarray(scores, dtype=np.float64)
@@ -59,10 +63,12 @@ def diversify(candidates: np.ndarray, scores: np.ndarray, vectors: np.ndarray, k
     p = np.where(ok, np.exp(s - np.where(np.isfinite(top), top, 0.0)), 0.0)
     p /= np.maximum(p.sum(axis=1, keepdims=True), 1e-300)
     if weight > 0:
-        e = np.asarray(vectors, dtype=np.float64)[np.where(cand >= 0, cand, 0)]
+        best = -np.sort(-p, axis=1)[:, :k]
+        gain = (best / np.log2(np.arange(2, best.shape[1] + 2))).sum(axis=1)  # G: the plain list's expected gain
+        # each pair's share of G * weight * ILD / scale (the objective times G: the same choices)
+        per_unit = gain * weight * 2.0 / (max(k, 2) * (max(k, 2) - 1) * scale)
+        e = np.asarray(vectors, dtype=np.float64)[np.where(cand >= 0, cand, 0)]  # (B, M, d)
         sq = (e**2).sum(axis=2)
-        dist = np.sqrt(np.maximum(sq[:, :, None] + sq[:, None, :] - 2.0 * np.einsum("bid,bjd->bij", e, e), 0.0))
-        dist *= weight * 2.0 / (max(k, 2) * (max(k, 2) - 1) * scale)  # each pair's share of weight * ILD / scale
     taken = ~ok
     bonus = np.zeros((b, m))
     rows = np.arange(b)
@@ -72,8 +78,10 @@ def diversify(candidates: np.ndarray, scores: np.ndarray, vectors: np.ndarray, k
         live = np.isfinite(value[rows, pick])
         out[live, t] = pick[live]
         taken[rows[live], pick[live]] = True
-        if weight > 0:
-            bonus += dist[rows, pick] * live[:, None]
+        if weight > 0 and t + 1 < k:  # distances to the item just chosen: B * M * d work, no M x M matrix
+            c = e[rows, pick]
+            d2 = sq + sq[rows, pick][:, None] - 2.0 * np.einsum("bmd,bd->bm", e, c)
+            bonus += np.sqrt(np.maximum(d2, 0.0)) * (per_unit * live)[:, None]
     return out
 
 
