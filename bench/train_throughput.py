@@ -22,7 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from whatnext.agent import Agent, make_batch, positions_for
+from whatnext.agent import Agent, make_batch
+from whatnext.algorithms import positions_for
 from whatnext.config import load_config
 from whatnext.data import PAD, load_dataset
 from whatnext.state import State

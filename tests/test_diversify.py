@@ -117,6 +117,15 @@ def test_calibrate_scale_recovers_the_sharpness_of_the_real_distribution():
     assert calibrate_scale(padded, h2) == pytest.approx(0.5, rel=0.15)
 
 
+def test_calibrate_scale_of_scores_that_point_the_wrong_way_is_the_low_end():
+    scores = np.tile(np.arange(10.0), (50, 1))
+    hits = np.zeros((50, 10), bool)
+    hits[:, 0] = True  # the target is always the lowest-scored candidate: the scores carry no help
+    assert calibrate_scale(scores, hits) == pytest.approx(1e-4, rel=1e-3)
+    hits[:, 0], hits[:, 9] = False, True  # always the highest: the sharper the better, until the
+    assert calibrate_scale(scores, hits) > 30  # likelihood is 1 to double precision (a gap of 1 at a = 37)
+
+
 def test_calibrate_scale_without_evidence_is_one():
     assert calibrate_scale(np.zeros((3, 4)), np.zeros((3, 4), bool)) == 1.0
     with pytest.raises(ValueError, match="same"):

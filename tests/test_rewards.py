@@ -8,7 +8,7 @@ import core_helpers as ch
 import numpy as np
 import pytest
 
-from whatnext import agent as agent_mod
+from whatnext import algorithms as agent_mod
 from whatnext import config as config_mod
 from whatnext import rewards
 from whatnext.config import Config

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from whatnext import agent as agent_mod
+from whatnext import algorithms as agent_mod
 from whatnext import checkpoints, engine, environment, rewards
-from whatnext.agent import Agent, make_batch, positions_for
+from whatnext.agent import Agent, make_batch
+from whatnext.algorithms import positions_for
 from whatnext.callbacks import Callback
 from whatnext.config import Config
 from whatnext.data import PAD, build_dataset

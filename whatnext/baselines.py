@@ -265,7 +265,8 @@ class SupervisedLSTMBaseline(_Fitted):
 
         import torch
 
-        from whatnext.agent import Agent, positions_for, steps_per_epoch, train_hybrid
+        from whatnext.agent import Agent
+        from whatnext.algorithms import positions_for, steps_per_epoch, train_hybrid
         from whatnext.config import Config
         from whatnext.environment import learning_steps, total_steps
         from whatnext.state import State

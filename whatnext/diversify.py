@@ -26,16 +26,17 @@ import numpy as np
 
 
 def typical_distance(vectors: np.ndarray, pairs: int = 20_000, seed: int = 0) -> float:
-    """Median Euclidean distance between random pairs of distinct rows (deterministic); 1.0 if undefined."""
-    v = np.asarray(vectors, dtype=np.float64)
+    """Median Euclidean distance between random pairs of distinct, unequal rows (deterministic); 1.0 if undefined."""
+    v = np.asarray(vectors)
     n = len(v)
     if n < 2:
         return 1.0
     rng = np.random.default_rng(seed)
     a = rng.integers(0, n, pairs)
     b = (a + rng.integers(1, n, pairs)) % n  # never a == b
-    d = float(np.median(np.sqrt(((v[a] - v[b]) ** 2).sum(axis=1))))
-    return d if d > 0 else 1.0
+    d = np.sqrt(((v[a].astype(np.float64) - v[b].astype(np.float64)) ** 2).sum(axis=1))
+    d = d[d > 0]  # items with identical vectors (e.g. the same genre flags) say nothing about scale
+    return float(np.median(d)) if len(d) else 1.0
 
 
 def diversify(candidates: np.ndarray, scores: np.ndarray, vectors: np.ndarray, k: int, weight: float,
@@ -67,7 +68,7 @@ def diversify(candidates: np.ndarray, scores: np.ndarray, vectors: np.ndarray, k
         gain = (best / np.log2(np.arange(2, best.shape[1] + 2))).sum(axis=1)  # G: the plain list's expected gain
         # each pair's share of G * weight * ILD / scale (the objective times G: the same choices)
         per_unit = gain * weight * 2.0 / (max(k, 2) * (max(k, 2) - 1) * scale)
-        e = np.asarray(vectors, dtype=np.float64)[np.where(cand >= 0, cand, 0)]  # (B, M, d)
+        e = np.asarray(vectors)[np.where(cand >= 0, cand, 0)].astype(np.float64)  # (B, M, d): only the pool's rows
         sq = (e**2).sum(axis=2)
     taken = ~ok
     bonus = np.zeros((b, m))
@@ -85,13 +86,14 @@ def diversify(candidates: np.ndarray, scores: np.ndarray, vectors: np.ndarray, k
     return out
 
 
-def calibrate_scale(scores: np.ndarray, hits: np.ndarray, grid: np.ndarray | None = None) -> float:
+def calibrate_scale(scores: np.ndarray, hits: np.ndarray, low: float = 1e-4, high: float = 1e3) -> float:
     """The scale a maximising the likelihood of the observed targets under softmax(a * scores).
 
     ``scores`` (B, M) candidate scores (``-inf`` = not a candidate), ``hits`` (B, M) bool, True
     where a candidate is the row's real next item; rows without a hit are left out (the
-    likelihood is conditional on the target being in the slate). Searched over ``grid``
-    (default 1/64 to 8, 49 steps evenly spaced in log); 1.0 when no row has a hit.
+    likelihood is conditional on the target being in the slate). The negative log-likelihood
+    is convex in a, so a golden-section search over log a in [low, high] finds its minimum;
+    1.0 when no row has a hit.
     """
     s = np.asarray(scores, dtype=np.float64)
     h = np.asarray(hits, dtype=bool)
@@ -103,14 +105,27 @@ def calibrate_scale(scores: np.ndarray, hits: np.ndarray, grid: np.ndarray | Non
     s, h = s[rows], h[rows]
     s = s - s.max(axis=1, keepdims=True)  # max is finite: the hit's score is
     target = np.where(h, s, -np.inf).max(axis=1)
-    best, best_nll = 1.0, np.inf
-    for a in np.geomspace(1 / 64, 8.0, 49) if grid is None else grid:
-        with np.errstate(invalid="ignore"):
-            z = np.where(np.isfinite(s), a * s, -np.inf)
-        nll = float(np.mean(np.log(np.exp(z).sum(axis=1)) - a * target))
-        if nll < best_nll - 1e-12:
-            best, best_nll = float(a), nll
-    return best
+    finite = np.isfinite(s)
+
+    def nll(log_a: float) -> float:
+        a = np.exp(log_a)
+        z = np.where(finite, a * np.where(finite, s, 0.0), -np.inf)
+        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - a * target))
+
+    lo, hi = np.log(low), np.log(high)
+    g = (np.sqrt(5.0) - 1.0) / 2.0
+    x1, x2 = hi - g * (hi - lo), lo + g * (hi - lo)
+    f1, f2 = nll(x1), nll(x2)
+    for _ in range(60):  # the bracket shrinks by 0.618 a step: far below a percent of a
+        if f1 <= f2:
+            hi, x2, f2 = x2, x1, f1
+            x1 = hi - g * (hi - lo)
+            f1 = nll(x1)
+        else:
+            lo, x1, f1 = x1, x2, f2
+            x2 = lo + g * (hi - lo)
+            f2 = nll(x2)
+    return float(np.exp((lo + hi) / 2.0))
 
 
 __all__ = ["calibrate_scale", "diversify", "typical_distance"]

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from whatnext import checkpoints
-from whatnext.agent import Agent, Batch, make_batch, positions_for, steps_per_epoch
+from whatnext.agent import Agent, Batch, make_batch
+from whatnext.algorithms import positions_for, steps_per_epoch
 from whatnext.callbacks import Callback, CallbackList, JsonlWriter
 from whatnext.config import Config
 from whatnext.data import PAD, Dataset
@@ -294,7 +295,7 @@ def agent_from_payload(cfg: Config, dataset: Dataset, payload: dict[str, Any]) -
             pass
     if payload.get("model_name") is not None:
         cfg.model.name = payload["model_name"]
-    agent = Agent(State(dataset), cfg, args=dict(payload["model_args"]))
+    agent = Agent(State(dataset), cfg, args=dict(payload["model_args"]), init_items=False)  # weights come next
     restore(agent, payload)
     agent.ready()
     return agent

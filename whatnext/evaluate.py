@@ -78,7 +78,8 @@ def _batch_rows(n_items: int) -> int:
     return int(max(1, min(2048, (8 << 20) // max(1, n_items))))
 
 
-def _check_answer(name: str, rec: Any, n: int, k: int, n_items: int, exclude: Sequence[np.ndarray] | None) -> np.ndarray:
+def _check_answer(name: str, rec: Any, n: int, k: int, n_items: int, exclude: Sequence[np.ndarray] | None,
+                  block_rows: int = 4096) -> np.ndarray:
     rec = np.asarray(rec)
     if rec.ndim != 2 or rec.shape[0] != n or rec.shape[1] < k:
         raise ValueError(f"recommender {name!r} returned shape {rec.shape}, expected ({n}, {k})")
@@ -87,17 +88,20 @@ def _check_answer(name: str, rec: Any, n: int, k: int, n_items: int, exclude: Se
     rec = rec[:, :k].astype(np.int64, copy=False)
     if ((rec < -1) | (rec >= n_items)).any():
         raise ValueError(f"recommender {name!r} returned item indices outside [-1, {n_items})")
-    srt = np.sort(rec, axis=1)
-    if ((srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0)).any():
-        raise ValueError(f"recommender {name!r} returned the same item twice in one list")
-    if exclude is not None and n:
-        lens = np.fromiter((len(e) for e in exclude), dtype=np.int64, count=n)
-        if lens.sum():
-            ex_codes = np.repeat(np.arange(n), lens) * n_items + np.concatenate([np.asarray(e, np.int64) for e in exclude])
-            valid = rec >= 0
-            rec_codes = (np.arange(n)[:, None] * n_items + rec)[valid]
-            if np.isin(rec_codes, ex_codes).any():
-                raise ValueError(f"recommender {name!r} returned an excluded (already played) item")
+    for s in range(0, n, block_rows):  # in blocks: bounded memory for any number of users
+        block = rec[s : s + block_rows]
+        srt = np.sort(block, axis=1)
+        if ((srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0)).any():
+            raise ValueError(f"recommender {name!r} returned the same item twice in one list")
+        ex = None if exclude is None else exclude[s : s + block_rows]
+        if ex is not None and len(block):
+            lens = np.fromiter((len(e) for e in ex), dtype=np.int64, count=len(block))
+            if lens.sum():
+                ex_codes = np.repeat(np.arange(len(block)), lens) * n_items + np.concatenate([np.asarray(e, np.int64) for e in ex])
+                valid = block >= 0
+                rec_codes = (np.arange(len(block))[:, None] * n_items + block)[valid]
+                if np.isin(rec_codes, ex_codes).any():
+                    raise ValueError(f"recommender {name!r} returned an excluded (already played) item")
     return rec
 
 
@@ -155,20 +159,24 @@ def evaluate(
         raise DataError(f"{dataset.source}: no user has a {split} target (a user needs at least {need} events)")
     ranked = rank_all(model, hists, ks[-1], n_items, include_seen=include_seen, batch_rows=batch_rows)
     return score_ranking(ranked, dataset, split, ks, include_seen, embeddings, name=getattr(model, "name", type(model).__name__),
-                         population_sigma=population_sigma, window=window)
+                         population_sigma=population_sigma, window=window, check=False)  # rank_all checked it
 
 
 def score_ranking(
     ranked: np.ndarray, dataset: Dataset, split: str, ks: Sequence[int], include_seen: bool = False,
     embeddings: np.ndarray | None = None, *, name: str = "ranking", population_sigma: np.ndarray | None = None,
-    window: int = 50,
+    window: int = 50, check: bool = True,
 ) -> dict[str, Any]:
     """The metrics of :func:`evaluate` for a ready ranking: one row per user of ``split``, in
-    :func:`split_inputs` order, at least ``max(ks)`` columns (checked like a model's answer)."""
+    :func:`split_inputs` order, at least ``max(ks)`` columns (with ``check``, checked like a
+    model's answer; only the first ``max(ks)`` columns are scored)."""
     ks = sorted({int(k) for k in ks})
     users, hists, targets = split_inputs(dataset, split)
     n_items = len(dataset.catalogue)
-    ranked = _check_answer(name, ranked, len(users), ks[-1], n_items, None if include_seen else hists)
+    if check:
+        ranked = _check_answer(name, ranked, len(users), ks[-1], n_items, None if include_seen else hists)
+    else:
+        ranked = np.asarray(ranked)[:, : ks[-1]]
     counts = dataset.popularity()
     out: dict[str, Any] = {
         "eval/model": name,

@@ -47,6 +47,18 @@ class ItemTable(nn.Module):
         with torch.no_grad():
             self.features[: self.n_items].copy_(features)
 
+    def init_learned(self, vectors: torch.Tensor, std: float = 0.1) -> None:
+        """Start the learned part from (n_items, learned_dim) ``vectors`` rescaled to ``std``
+        (the random init's); all-zero rows (items without evidence) keep their random start."""
+        if self.learned is None:
+            raise ValueError("this ItemTable has no learned part")
+        known = vectors.abs().sum(dim=1) > 0
+        if not bool(known.any()):
+            return
+        scaled = vectors[known] * (std / vectors[known].std().clamp(min=1e-12))
+        with torch.no_grad():
+            self.learned.weight[: self.n_items][known] = scaled.to(self.learned.weight.dtype)
+
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """Vectors of items ``idx`` (any shape; -1 = padding -> zeros)."""
         safe = torch.where(idx < 0, torch.full_like(idx, self.n_items), idx)
