@@ -79,7 +79,7 @@ def test_deterministic_and_the_weights_rng_is_untouched():
 def test_the_agent_starts_its_learned_tables_from_cooccurrence(tmp_path: Path):
     ds = ch.dataset()
     cfg = ch.config(tmp_path, "hybrid")
-    cfg.model.item_embedding, cfg.model.embedding_dim = "learned", 6
+    cfg.model.item_embedding, cfg.model.embedding_dim, cfg.model.item_init = "learned", 6, "random"
     torch.manual_seed(0)
     plain = Agent(State(ds), cfg)
     cfg.model.item_init = "cooccurrence"
@@ -94,3 +94,18 @@ def test_the_agent_starts_its_learned_tables_from_cooccurrence(tmp_path: Path):
     vec = ppmi_vectors(ds, 6, seed=cfg.train.seed)
     cos = np.corrcoef(vec[:, 0], pre.actor.items.learned.weight.detach().numpy()[:-1, 0])[0, 1]
     assert cos > 0.99  # a rescaled copy of the co-occurrence vectors
+
+
+def test_auto_starts_a_lone_learned_table_from_cooccurrence_and_one_beside_features_at_random(tmp_path: Path):
+    ds = ch.dataset()
+    cfg = ch.config(tmp_path, "hybrid")
+    cfg.model.embedding_dim = 6
+    tables = {}
+    for mode in ("learned", "both"):
+        for init in ("auto", "random", "cooccurrence"):
+            cfg.model.item_embedding, cfg.model.item_init = mode, init
+            torch.manual_seed(0)
+            tables[mode, init] = Agent(State(ds), cfg).actor.items.learned.weight.detach()
+    assert torch.equal(tables["learned", "auto"], tables["learned", "cooccurrence"])
+    assert not torch.equal(tables["learned", "auto"], tables["learned", "random"])
+    assert torch.equal(tables["both", "auto"], tables["both", "random"])

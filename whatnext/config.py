@@ -67,7 +67,7 @@ class ModelConfig:
     rerank_weight: float = _f(0.5, "re-ranking score = actor logit + rerank_weight * log(critic value)")
     tune_rerank: bool = _f(True, "at each checkpoint choose the weight on the validation split from 0-2, once with played items excluded, once kept")
     embedding_dim: int = _f(64, "size of the learned item embedding (item_embedding = learned or both)")
-    item_init: str = _f("random", "how learned item vectors start: random, or cooccurrence (PPMI + SVD of the training sequences)")
+    item_init: str = _f("auto", "how learned item vectors start: random, cooccurrence (PPMI + SVD of the training sequences), or auto (cooccurrence when they stand alone, random beside features)")
 
 
 @dataclass
@@ -135,7 +135,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("data", "header"): ("auto", "yes", "no"),
     ("eval", "split"): ("valid", "test"),
     ("model", "item_embedding"): ("auto", "features", "learned", "both"),
-    ("model", "item_init"): ("random", "cooccurrence"),
+    ("model", "item_init"): ("auto", "random", "cooccurrence"),
     ("train", "algorithm"): ("original", "hybrid"),
 }
 
