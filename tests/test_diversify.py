@@ -24,44 +24,58 @@ def test_first_slot_is_always_the_most_probable():
         assert diversify(cand, P4, VEC, 2, w)[0, 0] == 0
 
 
-# p = (0.5, 0.3, 0.15, 0.05): the plain list's expected gain G is 0.5 + 0.3 / log2(3) = 0.689279 at k = 2
-# and 0.689279 + 0.15 / 2 = 0.764279 at k = 3.
+# p = (0.5, 0.3, 0.15, 0.05): the plain top-10's expected gain G is
+# 0.5 + 0.3 / log2(3) + 0.15 / log2(4) + 0.05 / log2(5) = 0.785813, and each pair of a list carries
+# G * w * 2 / (10 * 9) / scale = G * w / 45 per unit of distance (the objective is written for ten items).
 P4 = np.log(np.array([[0.5, 0.3, 0.15, 0.05]]))
+G4 = 0.5 + 0.3 / np.log2(3) + 0.15 / 2 + 0.05 / np.log2(5)
 
 
 def test_hand_computed_second_slot():
-    # With k = 2 the one pair carries G * w * 2 / (2 * 1) / scale = 0.689279 w per unit of distance.
-    # Slot 2 values, p / log2(3) + 0.689279 w * d(c, item 0):
-    #   item 1: 0.189279 + 0.0689279 w    item 2: 0.094640 + 0.689279 w    item 3: 0.031547 + 2.067837 w
-    # item 1 wins while w < 0.078909 (then item 3); item 2 never wins.
+    # Slot 2 values, p / log2(3) + u * d(c, item 0) with u = G * w / 45:
+    #   item 1: 0.189279 + 0.1 u    item 2: 0.094640 + 1.0 u    item 3: 0.031547 + 3.0 u
+    # item 1 wins while u < 0.054390, i.e. w < 3.1147 (then item 3); item 2 never wins.
     cand = np.array([[0, 1, 2, 3]])
-    assert diversify(cand, P4, VEC, 2, 0.0789).tolist() == [[0, 1]]
-    assert diversify(cand, P4, VEC, 2, 0.0790).tolist() == [[0, 3]]
-    # scale divides the distances: weight 0.15 at scale 2 is weight 0.075 at scale 1
-    assert diversify(cand, P4, VEC, 2, 0.15, scale=2.0).tolist() == [[0, 1]]
-    assert diversify(cand, P4, VEC, 2, 0.1, scale=1.0).tolist() == [[0, 3]]
-
-
-
-def test_accuracy_counts_relative_to_the_plain_list():
-    # Row 2 holds the same four items at half the probability (the other half spread thinly over 50
-    # items that sit on item 0 and never make the list): its expected gain halves, and so does
-    # the price of spread in absolute terms; the choices stay those of row 1.
-    vec = np.concatenate([VEC, np.zeros((50, 1))])
-    p1 = np.concatenate([[0.5, 0.3, 0.15, 0.05], np.full(50, 1e-12)])
-    p2 = np.concatenate([[0.25, 0.15, 0.075, 0.025], np.full(50, 0.01)])
-    cand = np.tile(np.arange(54), (2, 1))
-    scores = np.log(np.stack([p1, p2]))
-    assert diversify(cand, scores, vec, 2, 0.0789).tolist() == [[0, 1], [0, 1]]
-    assert diversify(cand, scores, vec, 2, 0.0791).tolist() == [[0, 3], [0, 3]]
+    assert diversify(cand, P4, VEC, 2, 3.11).tolist() == [[0, 1]]
+    assert diversify(cand, P4, VEC, 2, 3.12).tolist() == [[0, 3]]
+    assert diversify(cand, P4, VEC, 4, 3.12).tolist()[0][:2] == [0, 3]  # the same whatever k
+    # scale divides the distances: weight 6.2 at scale 2 is weight 3.1 at scale 1
+    assert diversify(cand, P4, VEC, 2, 6.2, scale=2.0).tolist() == [[0, 1]]
+    assert diversify(cand, P4, VEC, 2, 6.3, scale=2.0).tolist() == [[0, 3]]
 
 
 def test_third_slot_counts_distance_to_every_chosen_item():
-    # k = 3: each pair carries G * w * 2 / (3 * 2) = 0.1 per unit with w = 0.3 / 0.764279:
+    # u = 0.1 (w = 4.5 / G):
     #   slot 2: item 1: 0.189279 + 0.01 = 0.199    item 2: 0.094640 + 0.1 = 0.195    item 3: 0.031547 + 0.3 = 0.332
     #   slot 3: item 1: 0.3 / 2 + 0.1 * (0.1 + 2.9) = 0.45    item 2: 0.15 / 2 + 0.1 * (1.0 + 2.0) = 0.375
     cand = np.array([[0, 1, 2, 3]])
-    assert diversify(cand, P4, VEC, 3, 0.3 / 0.764279).tolist() == [[0, 3, 1]]
+    assert diversify(cand, P4, VEC, 3, 4.5 / G4).tolist() == [[0, 3, 1]]
+
+
+def test_longer_lists_start_with_the_shorter_list():
+    rng = np.random.default_rng(2)
+    vec = rng.uniform(size=(80, 3))
+    cand = np.tile(np.arange(80), (6, 1))
+    scores = rng.normal(size=(6, 80)) * 3
+    for w in (0.1, 0.5, 2.0):
+        short = diversify(cand, scores, vec, 10, w, 0.5)
+        long = diversify(cand, scores, vec, 20, w, 0.5)
+        assert np.array_equal(long[:, :10], short)
+        assert np.array_equal(diversify(cand, scores, vec, 5, w, 0.5), short[:, :5])
+
+
+def test_accuracy_counts_relative_to_the_plain_list():
+    # Row 2 holds the same four items at half the probability (the other half spread thinly over
+    # 1000 items that sit on item 0, so they never win slot 2): its expected gain about halves, and
+    # so does the price of spread; the choices follow row 1's (switching between w = 3.0 and 3.2).
+    # Priced in absolute terms, row 2 would switch at half the weight.
+    vec = np.concatenate([VEC, np.zeros((1000, 1))])
+    p1 = np.concatenate([[0.5, 0.3, 0.15, 0.05], np.full(1000, 1e-12)])
+    p2 = np.concatenate([[0.25, 0.15, 0.075, 0.025], np.full(1000, 0.0005)])
+    cand = np.tile(np.arange(1004), (2, 1))
+    scores = np.log(np.stack([p1, p2]))
+    assert diversify(cand, scores, vec, 2, 3.0).tolist() == [[0, 1], [0, 1]]
+    assert diversify(cand, scores, vec, 2, 3.2).tolist() == [[0, 3], [0, 3]]
 
 
 def test_padding_and_unchoosable_candidates():

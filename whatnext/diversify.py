@@ -3,26 +3,31 @@
 A recommender that follows the listener's mood returns coherent lists: ten songs that sound
 alike. ``diversify`` re-orders a scored candidate pool so that each list maximises
 
-    sum_t p(c_t) / log2(t + 1) / G   +   weight * ILD(c_1..c_k) / scale
+    sum_t p(c_t) / log2(t + 1) / G   +   weight * ILD(c_1..c_10) / scale
 
 greedily, slot by slot (maximal marginal relevance, Carbonell & Goldstein 1998, with
 NDCG's position discount on the relevance side). ``p`` is the softmax of the candidates'
 scores over the pool (scores are log-probabilities up to a constant, as the agent's
 calibrated actor and re-rank scores are), so the first term is the list's expected
-discounted gain relative to ``G``, the expected gain of the plain list (the k most probable
-items in order): accuracy is counted relative to what this list could have had, so one
-weight costs a similar share of accuracy whether the model is sure or unsure. ``ILD`` is
+discounted gain relative to ``G``, the expected gain of the plain top-10 (the ten most
+probable items in order): accuracy is counted relative to what the list could have had, so
+one weight costs a similar share of accuracy whether the model is sure or unsure. ``ILD`` is
 the mean pairwise Euclidean distance of the list's item vectors, the figure
 ``metrics.intra_list_diversity`` reports, divided by ``scale`` (the catalogue's typical
 distance, so one weight means the same on every dataset). ``weight = 0.5``: one typical
-distance of spread is worth half the list's expected accuracy. ``weight = 0`` keeps the
-order by score; the first slot is always the most probable item, later slots go to items
-that are probable *and* unlike the ones already chosen.
+distance of spread among ten items is worth half their expected accuracy. The objective is
+written for ten items (:data:`HORIZON`) whatever k is asked, so a list of 20 starts with
+the list of 10. ``weight = 0`` keeps the order by score; the first slot is always the most
+probable item, later slots go to items that are probable *and* unlike the ones chosen.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+#: the list length the objective is written for: G and ILD are those of a top-10, so a longer
+#: list starts with the same ten items as a list of ten (lists are prefix-consistent)
+HORIZON = 10
 
 
 def typical_distance(vectors: np.ndarray, pairs: int = 20_000, seed: int = 0) -> float:
@@ -64,10 +69,10 @@ def diversify(candidates: np.ndarray, scores: np.ndarray, vectors: np.ndarray, k
     p = np.where(ok, np.exp(s - np.where(np.isfinite(top), top, 0.0)), 0.0)
     p /= np.maximum(p.sum(axis=1, keepdims=True), 1e-300)
     if weight > 0:
-        best = -np.sort(-p, axis=1)[:, :k]
-        gain = (best / np.log2(np.arange(2, best.shape[1] + 2))).sum(axis=1)  # G: the plain list's expected gain
-        # each pair's share of G * weight * ILD / scale (the objective times G: the same choices)
-        per_unit = gain * weight * 2.0 / (max(k, 2) * (max(k, 2) - 1) * scale)
+        best = -np.sort(-p, axis=1)[:, :HORIZON]
+        gain = (best / np.log2(np.arange(2, best.shape[1] + 2))).sum(axis=1)  # G: the plain top-10's expected gain
+        # each pair's share of G * weight * ILD@10 / scale (the objective times G: the same choices)
+        per_unit = gain * weight * 2.0 / (HORIZON * (HORIZON - 1) * scale)
         e = np.asarray(vectors)[np.where(cand >= 0, cand, 0)].astype(np.float64)  # (B, M, d): only the pool's rows
         sq = (e**2).sum(axis=2)
     taken = ~ok
@@ -128,4 +133,4 @@ def calibrate_scale(scores: np.ndarray, hits: np.ndarray, low: float = 1e-4, hig
     return float(np.exp((lo + hi) / 2.0))
 
 
-__all__ = ["calibrate_scale", "diversify", "typical_distance"]
+__all__ = ["HORIZON", "calibrate_scale", "diversify", "typical_distance"]
