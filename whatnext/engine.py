@@ -431,7 +431,8 @@ def evaluate(config: str | Path | None = None, overrides: dict[str, Any] | None 
     cfg = config_for(config, over)
     ds = load_dataset(cfg)
     agent, pt = load_agent(cfg, ds, run, checkpoint)
-    emb = ds.catalogue.features if ds.catalogue.has_features else agent.item_vectors()
+    feats = ds.catalogue.features
+    emb = feats if feats is not None and ds.catalogue.has_features else agent.item_vectors()
     sigma = rewards.population_sigma(ds.histories, emb)  # once, shared by every row
     rows = [_score(agent, ds, cfg, emb, sigma)]
     if baselines:
