@@ -88,6 +88,10 @@ class JsonlWriter(Callback):
         self._write({"step": step, **metrics})
 
     def on_end(self, summary: dict[str, Any]) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file (idempotent); the training loop also calls it when a step raises."""
         if self.fh is not None:
             self.fh.close()
             self.fh = None

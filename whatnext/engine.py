@@ -13,6 +13,8 @@ from typing import Any
 
 from whatnext.config import LEGACY_NAME, TOML_NAME, Config, load_config, to_toml
 from whatnext.errors import OutputExistsError, TrainingError, WhatnextError
+from whatnext.validation import RERANK_GRID  # noqa: F401  (RERANK_GRID: part of the API)
+from whatnext.validation import validator as _validator
 
 log = logging.getLogger(__name__)
 
@@ -125,77 +127,6 @@ def train(config: str | Path | None = None, overrides: dict[str, Any] | None = N
         ) from None
     summary["config"] = str(cfg.source) if cfg.source else None
     return summary
-
-
-#: rerank weights tried on validation at each checkpoint (model.tune_rerank)
-RERANK_GRID = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
-
-
-#: validation rows whose slates the score scale is fitted on
-CALIBRATION_ROWS = 20_000
-
-
-def _validator(cfg: Config, ds: Any) -> Any:
-    """agent -> validation metrics (lists by score, no diversity re-rank).
-
-    For both protocols (played items excluded, kept) it scores the validation users' slates
-    once, in blocks; with model.tune_rerank it ranks every block under each weight of
-    RERANK_GRID from the same cached actor and critic scores and keeps the weight with the
-    best validation NDCG; and it fits the score scale the diversity re-rank turns into
-    probabilities (:func:`whatnext.diversify.calibrate_scale`) on the slates of the first
-    CALIBRATION_ROWS users.
-    """
-    import numpy as np
-
-    from whatnext.diversify import calibrate_scale
-    from whatnext.environment import select_metric
-    from whatnext.errors import DataError
-    from whatnext.evaluate import score_ranking, split_inputs
-
-    key = select_metric(list(cfg.eval.ks))
-    k = max(cfg.eval.ks)
-    _, hists, targets = split_inputs(ds, "valid")
-    if not hists:
-        raise DataError(f"{ds.source}: no user has a valid target (a user needs at least 3 events)")
-    tune = bool(cfg.model.rerank and cfg.model.tune_rerank)
-
-    def protocol(agent: Any, seen: bool) -> tuple[float, dict[str, float]]:
-        """Choose (when tuning) and set this protocol's rerank weight and score scale; its metrics."""
-        attr = "rerank_weight_seen" if seen else "rerank_weight"
-        weights = sorted({*RERANK_GRID, cfg.model.rerank_weight}) if tune else [getattr(agent, attr)]
-        ranked = {w: np.empty((len(hists), k), np.int64) for w in weights}
-        sample = []
-        for s in range(0, len(hists), 1024):
-            block = hists[s : s + 1024]
-            slate = agent.score_candidates(block, None if seen else block, k)
-            for w in weights:
-                setattr(agent, attr, w)
-                ranked[w][s : s + len(block)] = agent.choose(slate, k, seen, plain=True)[0]
-            if s < CALIBRATION_ROWS:
-                sample.append((slate, targets[s : s + len(block)]))
-        best: tuple[float, float, dict[str, Any]] | None = None
-        for w in weights:
-            res = score_ranking(ranked[w], ds, "valid", cfg.eval.ks, seen, name=agent.name, check=False)
-            if best is None or res[key] > best[0]:
-                best = (res[key], w, res)
-        assert best is not None
-        setattr(agent, attr, best[1])
-        scores = np.concatenate([sl.score(best[1]) for sl, _ in sample])
-        hits = np.concatenate([sl.items == t[:, None] for sl, t in sample])
-        setattr(agent, "score_scale_seen" if seen else "score_scale", calibrate_scale(scores, hits))
-        return best[1], {n: float(v) for n, v in best[2].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-
-    def run(agent: Any) -> dict[str, float]:
-        agent.ready()
-        w, res = protocol(agent, False)
-        w_seen, res_seen = protocol(agent, True)
-        out = {**(res_seen if cfg.eval.include_seen else res), "eval/score_scale": agent.score_scale,
-               "eval/score_scale_seen": agent.score_scale_seen}
-        if tune:
-            out.update({"eval/rerank_weight": w, "eval/rerank_weight_seen": w_seen})
-        return out
-
-    return run
 
 
 def load_agent(cfg: Config, ds: Any, run: str | None = None, checkpoint: str | Path | None = None) -> tuple[Any, Path]:

@@ -139,37 +139,40 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
     cb = CallbackList([writer, callback])
     cb.on_start({"run_dir": str(run_dir), "start_step": start, "total_steps": total, "steps_per_epoch": spe,
                  "positions": len(positions), "warnings": warnings, "algorithm": t.algorithm})
-    metrics: dict[str, float] = {}
-    status, last_pt = "finished", checkpoints.marker(run_dir, "latest") if resume else None
-    t0 = time.perf_counter()
-    step, stale = start, resumed_stale
-    for done, epoch, i, batch, rng, gen in learning_steps(cfg, dataset, positions, start, total):
-        metrics = agent.propagate(batch, rng, gen)
-        step = done + 1
-        bad = [k for k, v in metrics.items() if not math.isfinite(v)]
-        if bad:
-            raise TrainingError(
-                f"{run_dir}: step {step}: {bad[0]} is {metrics[bad[0]]}; training stopped and the last good checkpoint "
-                f"({last_pt or 'none yet'}) is kept; lower train.actor_lr / train.critic_lr or set train.grad_clip"
-            )
-        metrics["train/epoch"] = epoch + (i + 1) / spe
-        metrics["train/samples_per_s"] = (step - start) * t.batch_size / max(time.perf_counter() - t0, 1e-9)
-        stop = cb.on_step(step, metrics)
-        if stop or step % t.checkpoint_every == 0 or step == total:
-            best, last_pt, stale = _checkpoint(agent, cfg, run_dir, step, epoch, metrics, best, stale, evaluator, cb)
-        if stop:
-            status = "interrupted"
-            break
-        if t.patience and evaluator is not None and stale >= t.patience and step < total:
-            status = "early_stopped"  # validation has not improved for `patience` checkpoints
-            break
-    summary = {
-        "status": status, "run_dir": str(run_dir), "steps": step, "start_step": start, "total_steps": total,
-        "checkpoint": str(last_pt) if last_pt else None, "best_metric": best, "metrics": metrics,
-        "seconds": time.perf_counter() - t0, "warnings": warnings,
-    }
-    cb.on_end(summary)
-    return summary
+    try:
+        metrics: dict[str, float] = {}
+        status, last_pt = "finished", checkpoints.marker(run_dir, "latest") if resume else None
+        t0 = time.perf_counter()
+        step, stale = start, resumed_stale
+        for done, epoch, i, batch, rng, gen in learning_steps(cfg, dataset, positions, start, total):
+            metrics = agent.propagate(batch, rng, gen)
+            step = done + 1
+            bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+            if bad:
+                raise TrainingError(
+                    f"{run_dir}: step {step}: {bad[0]} is {metrics[bad[0]]}; training stopped and the last good checkpoint "
+                    f"({last_pt or 'none yet'}) is kept; lower train.actor_lr / train.critic_lr or set train.grad_clip"
+                )
+            metrics["train/epoch"] = epoch + (i + 1) / spe
+            metrics["train/samples_per_s"] = (step - start) * t.batch_size / max(time.perf_counter() - t0, 1e-9)
+            stop = cb.on_step(step, metrics)
+            if stop or step % t.checkpoint_every == 0 or step == total:
+                best, last_pt, stale = _checkpoint(agent, cfg, run_dir, step, epoch, metrics, best, stale, evaluator, cb)
+            if stop:
+                status = "interrupted"
+                break
+            if t.patience and evaluator is not None and stale >= t.patience and step < total:
+                status = "early_stopped"  # validation has not improved for `patience` checkpoints
+                break
+        summary = {
+            "status": status, "run_dir": str(run_dir), "steps": step, "start_step": start, "total_steps": total,
+            "checkpoint": str(last_pt) if last_pt else None, "best_metric": best, "metrics": metrics,
+            "seconds": time.perf_counter() - t0, "warnings": warnings,
+        }
+        cb.on_end(summary)
+        return summary
+    finally:
+        writer.close()  # also when a step raises (NaN loss, disk full)
 
 
 def _repair_best_marker(run_dir: Path, pt: Path, payload: dict[str, Any], key: str) -> None:

@@ -40,7 +40,8 @@ def detect_format(path: Path, configured: str) -> str:
     if suffix in (".pk", ".pkl", ".pickle"):
         return "pickle"
     try:
-        head = path.open("rb").read(8)
+        with path.open("rb") as f:
+            head = f.read(8)
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
     if head.startswith(b"PAR1"):
