@@ -58,7 +58,7 @@ def main() -> None:
         epochs = summary["metrics"].get("train/epoch", cfg.train.epochs)
         print(f"agent: {cfg.train.algorithm}, {summary['steps']} steps, {epochs:.2f} epochs in {train_s:.1f} s "
               f"(incl. validation at checkpoints); best checkpoint {Path(pt).name}, valid NDCG@10 {summary['best_metric']:.4f}")
-        emb = ds.catalogue.features if ds.catalogue.has_features else agent.item_vectors()
+        emb = agent.diversity_space()[0]
         models = [("agent", agent, train_s)]
         if args.diversity > 0:
             diverse, _ = engine.load_agent(cfg, ds, "bench")
@@ -87,8 +87,8 @@ def main() -> None:
                   f"{ex['eval/novelty@10']:>7.3f} | {kept['eval/hr@10']:>7.4f} {kept['eval/ndcg@10']:>8.4f}")
         steps_per_epoch = summary["total_steps"] / max(epochs, 1e-9)
         pretrained = item_init(cfg, agent.args) == "cooccurrence"
-        per_epoch = _epoch_seconds(cfg, ds, int(round(steps_per_epoch)))
-        print(f"\ntraining speed: {per_epoch:.2f} s per epoch without validation ({int(round(steps_per_epoch))} steps)")
+        per_epoch = _epoch_seconds(cfg, ds, round(steps_per_epoch))
+        print(f"\ntraining speed: {per_epoch:.2f} s per epoch without validation ({round(steps_per_epoch)} steps)")
         if pretrained:
             from whatnext.cooccurrence import ppmi_vectors
 

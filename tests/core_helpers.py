@@ -6,6 +6,7 @@ window 5, hidden 8, batch 8) so that a training run takes a fraction of a second
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,13 @@ def write_project(folder: Path, *, algorithm: str = "original", epochs: int = 1,
     cfg.write_text(TOML.format(window=WINDOW, hidden=HIDDEN, batch=BATCH, algorithm=algorithm, epochs=epochs,
                                checkpoint_every=checkpoint_every, keep_last=keep_last, ks=ks, model_extra=extra))
     return cfg
+
+
+def copy_project(config: Path, folder: Path) -> Path:
+    """Copy the project around ``config`` (data, models) to ``folder/proj``; the copy's config path."""
+    dest = folder / "proj"
+    shutil.copytree(config.parent, dest)
+    return dest / config.name
 
 
 def state_equal(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -62,9 +62,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def trained_copy(trained: Path, tmp_path: Path) -> Path:
     """A private copy of the trained project, for tests that change it."""
-    dest = tmp_path / "proj"
-    shutil.copytree(trained.parent, dest)
-    return dest / "whatnext.toml"
+    return ch.copy_project(trained, tmp_path)
 
 
 def _played(cfg: Path, user: str) -> set[str]:

@@ -473,39 +473,27 @@ def test_missing_data_file_not_checked_when_asked(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("name", "text"),
     [
-        "train yes,\nmodel, lstm",  # a missing comma joins key and value
-        "train, yes\nmodel, lstm",  # a missing comma joins two tokens across a line break
-        "data, first\nsecond.csv",
-        "data, ~no_such_user_whatnext/x.csv",
-        "data, " + "x" * 5000,
-        "data, a\x0bb.csv",
+        ("setup.txt", "train yes,\nmodel, lstm"),  # a missing comma joins key and value
+        ("setup.txt", "train, yes\nmodel, lstm"),  # a missing comma joins two tokens across a line break
+        ("setup.txt", "data, first\nsecond.csv"),
+        ("setup.txt", "data, ~no_such_user_whatnext/x.csv"),
+        ("setup.txt", "data, " + "x" * 5000),
+        ("setup.txt", "data, a\x0bb.csv"),
+        ("whatnext.toml", '[train]\n"a\\nb" = 1\n'),
+        ("whatnext.toml", '["a\\nb"]\nx = 1\n'),
+        ("whatnext.toml", '[data]\npath = "a\\u0000b"\n'),
+        ("whatnext.toml", '[data]\npath = "~no_such_user_whatnext/x"\n'),
+        ("whatnext.toml", "[train]\nepochs = 1\n[train.sub]\nx = 1\n"),
+        ("whatnext.toml", "train = 3\n"),
     ],
-    ids=["missing-comma", "missing-comma-at-line-end", "path-over-lines", "unknown-home", "too-long-path", "control-char"],
+    ids=["setup-missing-comma", "setup-missing-comma-at-line-end", "setup-path-over-lines", "setup-unknown-home",
+         "setup-too-long-path", "setup-control-char", "toml-newline-key", "toml-newline-section", "toml-nul-path",
+         "toml-unknown-home", "toml-subtable", "toml-plain-section-value"],
 )
-def test_setup_oddities_are_one_line_config_errors(tmp_path: Path, text: str) -> None:
-    p = tmp_path / "setup.txt"
-    p.write_text(text)
-    with pytest.raises(ConfigError) as e:
-        load_config(p)
-    assert str(p) in one_line_error(e.value)
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        '[train]\n"a\\nb" = 1\n',
-        '["a\\nb"]\nx = 1\n',
-        '[data]\npath = "a\\u0000b"\n',
-        '[data]\npath = "~no_such_user_whatnext/x"\n',
-        "[train]\nepochs = 1\n[train.sub]\nx = 1\n",
-        "train = 3\n",
-    ],
-    ids=["newline-key", "newline-section", "nul-path", "unknown-home", "subtable", "plain-section-value"],
-)
-def test_toml_oddities_are_one_line_config_errors(tmp_path: Path, text: str) -> None:
-    p = tmp_path / "whatnext.toml"
+def test_config_oddities_are_one_line_config_errors(tmp_path: Path, name: str, text: str) -> None:
+    p = tmp_path / name
     p.write_text(text)
     with pytest.raises(ConfigError) as e:
         load_config(p)

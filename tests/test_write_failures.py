@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -38,9 +37,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def project(trained: Path, tmp_path: Path) -> Path:
-    dest = tmp_path / "proj"
-    shutil.copytree(trained.parent, dest)
-    return dest / "whatnext.toml"
+    return ch.copy_project(trained, tmp_path)
 
 
 def _snapshot(run_dir: Path) -> dict[str, bytes]:

@@ -217,7 +217,7 @@ class Agent:
         """
         score = scored.score(self.rerank_weight_seen if seen else self.rerank_weight)
         if self.cfg.recommend.diversity > 0 and not plain:
-            vectors, scale = self._diversity_space()
+            vectors, scale = self.diversity_space()
             calibrated = score * (self.score_scale_seen if seen else self.score_scale)
             order = diversify(scored.items, calibrated, vectors, k, self.cfg.recommend.diversity, scale)
         else:
@@ -230,9 +230,9 @@ class Agent:
         return (np.where(keep, np.take_along_axis(scored.items, order, 1), -1),
                 np.where(keep, np.take_along_axis(scored.dist, order, 1), np.inf))
 
-    def _diversity_space(self) -> tuple[np.ndarray, float]:
+    def diversity_space(self) -> tuple[np.ndarray, float]:
         """The vectors diversity is measured in (catalogue features if any, else the item table)
-        and their typical distance; the same space ``whatnext eval`` reports ILD in."""
+        and their typical distance: where ``diversify`` spreads lists and ``eval`` reports ILD."""
         if self._div_space is None:
             cat = self.state.catalogue
             vec = cat.features if cat.has_features and cat.features is not None else self.item_vectors()

@@ -212,7 +212,7 @@ def recommend(config: str | Path | None = None, overrides: dict[str, Any] | None
         row["attributes"] = {n: float(v) for n, v in zip(cat.feature_names, attrs[rank - 1])}
         rows.append(row)
     return {
-        "user": user, "history_length": int(len(hist)), "history": [str(cat.ids[i]) for i in hist[-5:]],
+        "user": user, "history_length": len(hist), "history": [str(cat.ids[i]) for i in hist[-5:]],
         "k": k, "include_seen": include_seen, "diversity": cfg.recommend.diversity, "checkpoint": str(pt), "recommendations": rows,
     }
 
@@ -362,8 +362,7 @@ def evaluate(config: str | Path | None = None, overrides: dict[str, Any] | None 
     cfg = config_for(config, over)
     ds = load_dataset(cfg)
     agent, pt = load_agent(cfg, ds, run, checkpoint)
-    feats = ds.catalogue.features
-    emb = feats if feats is not None and ds.catalogue.has_features else agent.item_vectors()
+    emb = agent.diversity_space()[0]  # the space ILD is reported in
     sigma = rewards.population_sigma(ds.histories, emb)  # once, shared by every row
     rows = [_score(agent, ds, cfg, emb, sigma)]
     if baselines:
