@@ -209,13 +209,17 @@ class Agent:
         logit[i < 0] = -np.inf
         return Scored(i, d, logit, log_q)
 
-    def choose(self, scored: Scored, k: int, seen: bool, plain: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def choose(self, scored: Scored, k: int, seen: bool, plain: bool = False,
+               weight: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The k best of each row of ``scored`` (items, distances), -1 / inf padded.
 
         By score (ties to the nearer candidate), or with ``recommend.diversity > 0`` (and not
-        ``plain``) by :func:`whatnext.diversify.diversify` over the calibrated scores.
+        ``plain``) by :func:`whatnext.diversify.diversify` over the calibrated scores. The
+        re-rank ``weight`` defaults to the agent's own for the protocol (``seen``).
         """
-        score = scored.score(self.rerank_weight_seen if seen else self.rerank_weight)
+        if weight is None:
+            weight = self.rerank_weight_seen if seen else self.rerank_weight
+        score = scored.score(weight)
         if self.cfg.recommend.diversity > 0 and not plain:
             vectors, scale = self.diversity_space()
             calibrated = score * (self.score_scale_seen if seen else self.score_scale)

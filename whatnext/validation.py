@@ -54,8 +54,7 @@ def validator(cfg: Config, ds: Any) -> Any:
             block = hists[s : s + 1024]
             slate = agent.score_candidates(block, None if seen else block, k)
             for w in weights:
-                setattr(agent, attr, w)
-                ranked[w][s : s + len(block)] = agent.choose(slate, k, seen, plain=True)[0]
+                ranked[w][s : s + len(block)] = agent.choose(slate, k, seen, plain=True, weight=w)[0]
             if s < CALIBRATION_ROWS:
                 sample.append((slate, targets[s : s + len(block)]))
         best: tuple[float, float, dict[str, Any]] | None = None
