@@ -1,4 +1,4 @@
-"""Do the sequences carry signal? Every baseline through ``whatnext.evaluate`` on one dataset.
+"""Do the sequences carry signal? Every baseline through ``whatnext.evaluation.protocol`` on one dataset.
 
 Usage::
 
@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from whatnext import baselines
 from whatnext.config import Config
 from whatnext.data import load_dataset
-from whatnext.evaluate import evaluate, split_inputs
+from whatnext.evaluation import baselines
+from whatnext.evaluation.protocol import evaluate, split_inputs
 
 
 def check_loo(ds, path: Path) -> None:

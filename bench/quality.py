@@ -21,13 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from whatnext import baselines as bl
 from whatnext import engine
-from whatnext.agent import item_init
 from whatnext.config import load_config
 from whatnext.data import load_dataset
-from whatnext.environment import train
-from whatnext.evaluate import evaluate
+from whatnext.evaluation import baselines as bl
+from whatnext.evaluation.protocol import evaluate
+from whatnext.rl.agent import item_init
+from whatnext.rl.environment import train
 
 
 def main() -> None:
@@ -90,7 +90,7 @@ def main() -> None:
         per_epoch = _epoch_seconds(cfg, ds, round(steps_per_epoch))
         print(f"\ntraining speed: {per_epoch:.2f} s per epoch without validation ({round(steps_per_epoch)} steps)")
         if pretrained:
-            from whatnext.cooccurrence import ppmi_vectors
+            from whatnext.rl.cooccurrence import ppmi_vectors
 
             t = time.perf_counter()
             ppmi_vectors(ds, cfg.model.embedding_dim, seed=cfg.train.seed)

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from whatnext import baselines as bl
 from whatnext import engine
 from whatnext.config import load_config
 from whatnext.data import load_dataset
-from whatnext.environment import train
-from whatnext.evaluate import evaluate
+from whatnext.evaluation import baselines as bl
+from whatnext.evaluation.protocol import evaluate
+from whatnext.rl.environment import train
 
 COLUMNS = ("valid NDCG", "excl NDCG", "excl HR", "kept NDCG", "kept HR")
 

@@ -22,11 +22,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from whatnext.agent import Agent, make_batch
-from whatnext.algorithms import positions_for
 from whatnext.config import load_config
 from whatnext.data import PAD, load_dataset
-from whatnext.state import State
+from whatnext.rl.agent import Agent
+from whatnext.rl.algorithms import positions_for
+from whatnext.rl.batch import make_batch
+from whatnext.rl.state import State
 
 
 def main() -> None:

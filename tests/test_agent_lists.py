@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from whatnext import checkpoints, engine, metrics
+from whatnext import checkpoints, engine
 from whatnext.cli import app
 from whatnext.data import load_dataset
-from whatnext.environment import agent_from_payload, train
-from whatnext.evaluate import evaluate, split_inputs
+from whatnext.evaluation import metrics
+from whatnext.evaluation.protocol import evaluate, split_inputs
+from whatnext.rl.environment import agent_from_payload, train
 
 
 @pytest.fixture(scope="module")

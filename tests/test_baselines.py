@@ -6,8 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from whatnext import baselines
-from whatnext.baselines import (
+from whatnext.config import Config
+from whatnext.data import build_dataset
+from whatnext.errors import DataError
+from whatnext.evaluation import baselines
+from whatnext.evaluation.baselines import (
     BASELINES,
     MarkovBaseline,
     NeighboursBaseline,
@@ -16,10 +19,7 @@ from whatnext.baselines import (
     last_items,
     rank_scores,
 )
-from whatnext.config import Config
-from whatnext.data import build_dataset
-from whatnext.errors import DataError
-from whatnext.evaluate import Recommender
+from whatnext.evaluation.protocol import Recommender
 
 PLANT = 9  # every user's last two events (the validation and test targets)
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from whatnext.cli import app
 from whatnext.config import Config, load_config
 from whatnext.data import load_dataset
-from whatnext.stats import describe
+from whatnext.data.stats import describe
 
 # cli._console() prints to a non-terminal at width=200 without soft_wrap, so rich word-wraps an
 # error message longer than ~200 characters onto two lines (fix: print the error with soft_wrap=True).
@@ -309,7 +309,7 @@ def test_python_dash_m_whatnext_help() -> None:
 
 
 def test_demo_files_written_by_init_are_the_demo_module_output(runner: CliRunner, tmp_path: Path) -> None:
-    from whatnext import demo
+    from whatnext.data import demo
 
     _ok(runner.invoke(app, ["init", str(tmp_path / "a"), "--demo"]))
     ref = demo.write(tmp_path / "ref")

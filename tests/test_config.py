@@ -24,8 +24,8 @@ from whatnext.config import (
     set_value,
     to_toml,
 )
+from whatnext.config.legacy import LEGACY_KEYS, parse_setup, to_setup
 from whatnext.errors import ConfigError
-from whatnext.legacy import LEGACY_KEYS, parse_setup, to_setup
 
 # ---------------------------------------------------------------- setup.txt reading
 

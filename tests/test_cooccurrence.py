@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import torch
 
-from whatnext.agent import Agent
 from whatnext.config import Config
-from whatnext.cooccurrence import pair_counts, ppmi_vectors
 from whatnext.data import build_dataset
-from whatnext.state import State
+from whatnext.rl.agent import Agent
+from whatnext.rl.cooccurrence import pair_counts, ppmi_vectors
+from whatnext.rl.state import State
 
 
 def _dataset(sequences: list[list[int]], n_items: int):

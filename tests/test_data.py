@@ -12,9 +12,9 @@ from helpers import config_for, load, long_frame, one_line_error, random_dataset
 
 from whatnext.config import Config
 from whatnext.data import PAD, Dataset, build_dataset, load_dataset
+from whatnext.data.readers import MOVIELENS_GENRES
+from whatnext.data.stats import describe
 from whatnext.errors import DataError
-from whatnext.readers import MOVIELENS_GENRES
-from whatnext.stats import describe
 
 # the small data in time order per user (u1's two events at t=10 keep file order: s3 before s1)
 EXPECTED_HISTORIES = {"u1": ["s3", "s1", "s2"], "u2": ["s2", "s1", "s4", "s3"], "u3": ["s4"]}

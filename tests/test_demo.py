@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 from helpers import config_for
 
-from whatnext import demo
 from whatnext.config import Config
-from whatnext.data import load_dataset
+from whatnext.data import demo, load_dataset
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from whatnext import metrics
-from whatnext.diversify import calibrate_scale, diversify, typical_distance
+from whatnext.evaluation import metrics
+from whatnext.evaluation.diversify import calibrate_scale, diversify, typical_distance
 
 # four items on a line: 0 and 1 together, 2 a little away, 3 far away
 VEC = np.array([[0.0], [0.1], [1.0], [3.0]])

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from whatnext import baselines, metrics
 from whatnext.config import Config
 from whatnext.data import build_dataset
 from whatnext.errors import DataError
-from whatnext.evaluate import Recommender, evaluate, split_inputs
+from whatnext.evaluation import baselines, metrics
+from whatnext.evaluation.protocol import Recommender, evaluate, split_inputs
 
 
 def events(seqs: dict[int, list[int]]) -> pd.DataFrame:

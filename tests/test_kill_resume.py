@@ -287,7 +287,7 @@ def test_sigkill_at_random_moments_then_resume_gives_the_uninterrupted_weights(t
 DIE_AT_CHECKPOINT = """\
 import os, sys
 from whatnext import engine
-from whatnext.callbacks import Callback
+from whatnext.rl.callbacks import Callback
 
 class Die(Callback):
     def on_checkpoint(self, step, path):
@@ -316,7 +316,7 @@ class _StopAt:
     """A callback asking the loop to stop after step ``k`` (a checkpoint is saved there)."""
 
     def __new__(cls, k: int):
-        from whatnext.callbacks import Callback
+        from whatnext.rl.callbacks import Callback
 
         class Stop(Callback):
             def on_step(self, step: int, metrics: dict) -> bool:
@@ -328,7 +328,8 @@ class _StopAt:
 def test_a_kill_between_the_latest_and_best_markers_does_not_lose_the_best(tmp_path: Path) -> None:
     """save() moves 'latest' before _checkpoint moves 'best': a kill in between must not leave 'best' on an
     older checkpoint for good (and let pruning delete the real best)."""
-    from whatnext import engine, environment
+    from whatnext import engine
+    from whatnext.rl import environment
 
     ds = ch.dataset()
 

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from whatnext import metrics
-from whatnext.baselines import rank_scores
+from whatnext.evaluation import metrics
+from whatnext.evaluation.baselines import rank_scores
 
 RANKED = np.array([
     [3, 1, 2, -1],

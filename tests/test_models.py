@@ -12,10 +12,10 @@ import torch
 
 from whatnext import config as config_mod
 from whatnext import models
-from whatnext.agent import model_args, pad_histories
 from whatnext.config import Config
-from whatnext.legacy import parse_setup
+from whatnext.config.legacy import parse_setup
 from whatnext.models import AgentModel, CriticModel, ItemTable
+from whatnext.rl.agent import model_args, pad_histories
 
 N_ITEMS, FEAT, LEARNED, HIDDEN, W = 40, 3, 4, 8, 5
 

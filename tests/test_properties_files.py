@@ -142,7 +142,7 @@ CORRUPT_ARROW_PICKLE = """\
 import pickle, sys
 from pathlib import Path
 from whatnext.errors import DataError
-from whatnext.safepickle import load_dataframe
+from whatnext.data.safepickle import load_dataframe
 
 p = Path(sys.argv[1])
 try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from whatnext.config import known_keys
+from whatnext.config.legacy import LEGACY_KEYS
 from whatnext.errors import EXIT_CODES
-from whatnext.legacy import LEGACY_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -8,11 +8,11 @@ import core_helpers as ch
 import numpy as np
 import pytest
 
-from whatnext import algorithms as agent_mod
 from whatnext import config as config_mod
-from whatnext import rewards
 from whatnext.config import Config
 from whatnext.data import PAD, build_dataset
+from whatnext.rl import algorithms as agent_mod
+from whatnext.rl import rewards
 
 # ---------------------------------------------------------------- the plain numpy reference
 

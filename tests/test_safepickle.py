@@ -15,8 +15,8 @@ import pytest
 from helpers import config_for, long_frame, one_line_error
 
 from whatnext.data import load_dataset
+from whatnext.data.safepickle import load_dataframe
 from whatnext.errors import DataError
-from whatnext.safepickle import load_dataframe
 
 
 class _Payload:

@@ -9,8 +9,8 @@ from helpers import random_dataset
 
 from whatnext.config import Config
 from whatnext.data import PAD, build_dataset
+from whatnext.rl.state import State
 from whatnext.search import ExactIndex, mask_excluded, topk_largest, topk_smallest
-from whatnext.state import State
 
 # ---------------------------------------------------------------- references
 

@@ -16,16 +16,18 @@ import numpy as np
 import pytest
 import torch
 
-from whatnext import algorithms as agent_mod
-from whatnext import checkpoints, engine, environment, rewards
-from whatnext.agent import Agent, make_batch
-from whatnext.algorithms import positions_for
-from whatnext.callbacks import Callback
+from whatnext import checkpoints, engine
 from whatnext.config import Config
 from whatnext.data import PAD, build_dataset
-from whatnext.environment import Environment, agent_from_payload, checkpoint_payload
-from whatnext.errors import OutputExistsError, CheckpointError, NotFoundError, TrainingError
-from whatnext.state import State
+from whatnext.errors import CheckpointError, NotFoundError, OutputExistsError, TrainingError
+from whatnext.rl import algorithms as agent_mod
+from whatnext.rl import environment, rewards
+from whatnext.rl.agent import Agent
+from whatnext.rl.algorithms import positions_for
+from whatnext.rl.batch import make_batch
+from whatnext.rl.callbacks import Callback
+from whatnext.rl.environment import Environment, agent_from_payload, checkpoint_payload
+from whatnext.rl.state import State
 
 ALGORITHMS = sorted(agent_mod.ALGORITHMS)
 

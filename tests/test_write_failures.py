@@ -22,8 +22,8 @@ import pytest
 from typer.testing import CliRunner
 
 from whatnext import checkpoints, engine
-from whatnext.callbacks import JsonlWriter
 from whatnext.cli import app
+from whatnext.rl.callbacks import JsonlWriter
 
 
 @pytest.fixture(scope="module")

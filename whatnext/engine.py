@@ -13,8 +13,8 @@ from typing import Any
 
 from whatnext.config import LEGACY_NAME, TOML_NAME, Config, load_config, to_toml
 from whatnext.errors import OutputExistsError, TrainingError, WhatnextError
-from whatnext.validation import RERANK_GRID  # noqa: F401  (RERANK_GRID: part of the API)
-from whatnext.validation import validator as _validator
+from whatnext.evaluation.validation import RERANK_GRID  # noqa: F401  (RERANK_GRID: part of the API)
+from whatnext.evaluation.validation import validator as _validator
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,8 @@ def init_project(folder: str | Path = ".", *, legacy: bool = False, demo: bool =
     With ``demo`` the demo dataset is written to ``folder/data/`` and the config points at it.
     Existing files are never overwritten without ``force``; nothing is written if any would be.
     """
-    from whatnext import demo as demo_mod
-    from whatnext.legacy import to_setup
+    from whatnext.config.legacy import to_setup
+    from whatnext.data import demo as demo_mod
 
     root = Path(folder)
     if root.exists() and not root.is_dir():
@@ -88,10 +88,10 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 def inspect_data(config: str | Path | None = None, data: str | Path | None = None,
                  overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Load the configured data (or ``data``) and describe it (see :func:`whatnext.stats.describe`)."""
+    """Load the configured data (or ``data``) and describe it (see :func:`whatnext.data.stats.describe`)."""
     from whatnext.data import load_dataset
+    from whatnext.data.stats import describe
     from whatnext.errors import ConfigError
-    from whatnext.stats import describe
 
     overrides = dict(overrides or {})
     if data is not None:
@@ -108,13 +108,13 @@ def inspect_data(config: str | Path | None = None, data: str | Path | None = Non
 
 def train(config: str | Path | None = None, overrides: dict[str, Any] | None = None, *, resume: bool = False,
           callback: Any = None, force: bool = False) -> dict[str, Any]:
-    """Train a run (``models_dir/run``) as the config says; see :func:`whatnext.environment.train`.
+    """Train a run (``models_dir/run``) as the config says; see :func:`whatnext.rl.environment.train`.
 
-    ``callback`` is a :class:`whatnext.callbacks.Callback` (progress, early stop, Ctrl-C).
+    ``callback`` is a :class:`whatnext.rl.callbacks.Callback` (progress, early stop, Ctrl-C).
     Validation NDCG@10 at each checkpoint picks the ``best`` checkpoint.
     """
     from whatnext.data import load_dataset
-    from whatnext.environment import train as train_loop
+    from whatnext.rl.environment import train as train_loop
 
     cfg = config_for(config, overrides)
     ds = load_dataset(cfg)
@@ -132,8 +132,8 @@ def train(config: str | Path | None = None, overrides: dict[str, Any] | None = N
 def load_agent(cfg: Config, ds: Any, run: str | None = None, checkpoint: str | Path | None = None) -> tuple[Any, Path]:
     """The trained agent of a run's best (else latest) checkpoint, or of an explicit checkpoint file."""
     from whatnext import checkpoints
-    from whatnext.environment import agent_from_payload
     from whatnext.errors import CheckpointError
+    from whatnext.rl.environment import agent_from_payload
 
     pt = checkpoints.resolve(cfg.resolve(cfg.paths.models_dir), run or cfg.paths.run, checkpoint)
     payload = checkpoints.load(pt)
@@ -315,7 +315,7 @@ def run_legacy(config: str | Path | None = None, overrides: dict[str, Any] | Non
     import numpy as np
 
     from whatnext.data import load_dataset
-    from whatnext.environment import load_legacy
+    from whatnext.rl.environment import load_legacy
 
     cfg = config_for(config, overrides)
     if cfg.train.enabled:
@@ -347,10 +347,10 @@ def evaluate(config: str | Path | None = None, overrides: dict[str, Any] | None 
     items excluded unless ``include_seen``. Returns ``{"rows": [metrics per model], ...}``,
     the same numbers every time for the same checkpoint.
     """
-    from whatnext import baselines as bl
-    from whatnext import rewards
     from whatnext.data import load_dataset
     from whatnext.errors import ConfigError
+    from whatnext.evaluation import baselines as bl
+    from whatnext.rl import rewards
 
     if split is not None and split not in ("valid", "test"):  # before the config, which would name eval.split
         raise ConfigError(f"--split is {split!r}, expected valid or test")
@@ -375,7 +375,7 @@ def evaluate(config: str | Path | None = None, overrides: dict[str, Any] | None 
 
 def _score(model: Any, ds: Any, cfg: Config, emb: Any, sigma: Any) -> dict[str, Any]:
     """evaluate() with the config's split, cut-offs and protocol, and the top-1 diversity reward."""
-    from whatnext.evaluate import evaluate as run_eval
+    from whatnext.evaluation.protocol import evaluate as run_eval
 
     return run_eval(model, ds, cfg.eval.split, tuple(cfg.eval.ks), cfg.eval.include_seen, embeddings=emb,
                     population_sigma=sigma, window=cfg.model.window)

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from whatnext.config import Config, shown
+from whatnext.data.readers import read_table
 from whatnext.errors import DataError
-from whatnext.readers import read_table
 
 log = logging.getLogger(__name__)
 PAD = -1
@@ -182,7 +182,7 @@ def load_dataset(cfg: Config, *, lenient: bool = False) -> Dataset:
     """
     d = cfg.data
     if not d.path:
-        from whatnext import demo
+        from whatnext.data import demo
 
         events, items = demo.generate()
         return build_dataset(events, items, cfg, source="built-in demo data", lenient=lenient)

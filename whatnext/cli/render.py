@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from whatnext.callbacks import Callback
+from whatnext.rl.callbacks import Callback
 
 
 def _num(x: Any, digits: int = 4) -> str:

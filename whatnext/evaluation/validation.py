@@ -27,15 +27,15 @@ def validator(cfg: Config, ds: Any) -> Any:
     once, in blocks; with model.tune_rerank it ranks every block under each weight of
     RERANK_GRID from the same cached actor and critic scores and keeps the weight with the
     best validation NDCG; and it fits the score scale the diversity re-rank turns into
-    probabilities (:func:`whatnext.diversify.calibrate_scale`) on the slates of the first
+    probabilities (:func:`whatnext.evaluation.diversify.calibrate_scale`) on the slates of the first
     CALIBRATION_ROWS users.
     """
     import numpy as np
 
-    from whatnext.diversify import calibrate_scale
-    from whatnext.environment import select_metric
     from whatnext.errors import DataError
-    from whatnext.evaluate import score_ranking, split_inputs
+    from whatnext.evaluation.diversify import calibrate_scale
+    from whatnext.evaluation.protocol import score_ranking, split_inputs
+    from whatnext.rl.environment import select_metric
 
     key = select_metric(list(cfg.eval.ks))
     k = max(cfg.eval.ks)

@@ -84,11 +84,11 @@ def print_json(obj: Any) -> None:
 
 
 def show(result: dict[str, Any], as_json: bool, renderer: str) -> None:
-    """Print a result as JSON, or with ``whatnext.render.<renderer>`` (imported only then: rich is slow to load)."""
+    """Print a result as JSON, or with ``whatnext.cli.render.<renderer>`` (imported only then: rich is slow to load)."""
     if as_json:
         print_json(result)
         return
-    from whatnext import render
+    from whatnext.cli import render
 
     getattr(render, renderer)(_console(), result)
 
@@ -172,7 +172,7 @@ def train(
 ) -> None:
     """Train the actor and critic; checkpoints go to models_dir/RUN. Ctrl-C saves and exits 130."""
     from whatnext import engine
-    from whatnext.render import TrainProgress
+    from whatnext.cli.render import TrainProgress
 
     overrides = {"train.epochs": epochs, "train.samples": 0 if epochs is not None else None,
                  "train.seed": seed, "paths.run": run, "train.algorithm": algorithm}
@@ -261,7 +261,7 @@ def checkpoints_show(config: ConfigOpt = None, run: RunOpt = None, checkpoint: C
     if as_json:
         print_json(result)
         return
-    from whatnext.render import render_mapping
+    from whatnext.cli.render import render_mapping
 
     render_mapping(_console(), f"Checkpoint {result['path']}", {k: v for k, v in result.items() if k != "config"})
 
@@ -293,7 +293,7 @@ def run_cmd(
 ) -> None:
     """What the original main.py did: train when the config says 'train, yes', else recommend (inference)."""
     from whatnext import engine
-    from whatnext.render import TrainProgress
+    from whatnext.cli.render import TrainProgress
 
     con = _console(stderr=as_json)
     with _Interrupt() as interrupt:
@@ -304,7 +304,7 @@ def run_cmd(
     elif result["mode"] == "train":
         progress.summary(result)
     else:
-        from whatnext.render import render_mapping
+        from whatnext.cli.render import render_mapping
 
         render_mapping(con, f"Recommendations (model {result['model']})",
                        {u: ", ".join(items) for u, items in result["recommendations"].items()})

@@ -1,77 +1,19 @@
-"""The actor (AgentModel) and critic (CriticModel) networks, built from primitive arguments.
+"""The LSTM actor (AgentModel) and critic (CriticModel), built from primitive arguments.
 
 Every module here takes only ints, floats and strings in its constructor, so a checkpoint
-can rebuild it from the ``model_args`` it stores (as nanoGPT does). :data:`MODELS` is the
-registry behind ``model.name`` in the config.
+can rebuild it from the ``model_args`` it stores (as nanoGPT does).
 
 Shapes: a batch of histories is a (B, W) int64 tensor of item indices right-padded with -1,
-with lengths (B,). Item vectors come from :class:`ItemTable`: the catalogue's fixed features,
-a learned table, or both side by side.
+with lengths (B,). Item vectors come from :class:`~whatnext.models.items.ItemTable`: the
+catalogue's fixed features, a learned table, or both side by side.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-
-class ItemTable(nn.Module):
-    """Item vectors: fixed features (a buffer) and/or a learned embedding, concatenated.
-
-    Index -1 (padding) maps to a zero vector.
-    """
-
-    features: torch.Tensor
-
-    def __init__(self, n_items: int, feature_dim: int = 0, learned_dim: int = 0) -> None:
-        super().__init__()
-        if feature_dim + learned_dim == 0:
-            raise ValueError("an ItemTable needs features or a learned embedding")
-        self.n_items, self.feature_dim, self.learned_dim = n_items, feature_dim, learned_dim
-        self.register_buffer("features", torch.zeros(n_items + 1, feature_dim))
-        self.learned = nn.Embedding(n_items + 1, learned_dim, padding_idx=n_items) if learned_dim else None
-        if self.learned is not None:
-            nn.init.normal_(self.learned.weight, std=0.1)
-            with torch.no_grad():
-                self.learned.weight[n_items].zero_()
-
-    @property
-    def dim(self) -> int:
-        """Size of an item vector."""
-        return self.feature_dim + self.learned_dim
-
-    def set_features(self, features: torch.Tensor) -> None:
-        """Copy the catalogue's (n_items, feature_dim) normalised features into the table."""
-        with torch.no_grad():
-            self.features[: self.n_items].copy_(features)
-
-    def init_learned(self, vectors: torch.Tensor, std: float = 0.1) -> None:
-        """Start the learned part from (n_items, learned_dim) ``vectors`` rescaled to ``std``
-        (the random init's); all-zero rows (items without evidence) keep their random start."""
-        if self.learned is None:
-            raise ValueError("this ItemTable has no learned part")
-        known = vectors.abs().sum(dim=1) > 0
-        if not bool(known.any()):
-            return
-        scaled = vectors[known] * (std / vectors[known].std().clamp(min=1e-12))
-        with torch.no_grad():
-            self.learned.weight[: self.n_items][known] = scaled.to(self.learned.weight.dtype)
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Vectors of items ``idx`` (any shape; -1 = padding -> zeros)."""
-        safe = torch.where(idx < 0, torch.full_like(idx, self.n_items), idx)
-        parts = []
-        if self.feature_dim:
-            parts.append(self.features[safe])
-        if self.learned is not None:
-            parts.append(self.learned(safe))
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
-
-    def all(self) -> torch.Tensor:
-        """Every item's vector, (n_items, dim)."""
-        return self.forward(torch.arange(self.n_items))
+from whatnext.models.items import ItemTable
 
 
 def _encode(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,7 +77,7 @@ class CriticModel(nn.Module):
 
     Besides the candidate's vector the head sees ``n_extra`` per-candidate inputs: whether the
     candidate is already in the history window (users repeat songs at their own rate) and how
-    often it followed the history's last item in training (see :mod:`whatnext.transitions`).
+    often it followed the history's last item in training (see :mod:`whatnext.rl.transitions`).
     """
 
     def __init__(self, n_items: int, feature_dim: int, learned_dim: int, hidden_size: int = 64,
@@ -168,15 +110,3 @@ class CriticModel(nn.Module):
                 extra: torch.Tensor | None = None) -> torch.Tensor:
         """Value of each (history, candidate vector) pair: (B,) for (B, dim) candidates."""
         return self.score(self.encode(hist, lengths), candidate[:, None, :], None if extra is None else extra[:, None, :])[:, 0]
-
-
-#: model.name -> (actor class, critic class). The legacy ``model, lstm`` maps to "lstm".
-MODELS: dict[str, tuple[type[AgentModel], type[CriticModel]]] = {
-    "lstm": (AgentModel, CriticModel),
-}
-
-
-def build(name: str, args: dict[str, Any]) -> tuple[AgentModel, CriticModel]:
-    """Actor and critic of registry entry ``name`` from primitive ``args``."""
-    actor_cls, critic_cls = MODELS[name]
-    return actor_cls(**args), critic_cls(**args)

@@ -1,7 +1,8 @@
-"""Typed configuration: one dataclass per concern, read from TOML or the legacy setup.txt.
+"""Typed configuration: one dataclass per concern, every key with a default, a type and a one-line doc.
 
-The priority order is written once, in :func:`load_config`: built-in defaults, then the
-file, then overrides given by the caller (the CLI's options). Paths are kept exactly as
+Values are checked by :func:`set_value` whichever way they arrive (TOML, setup.txt, the
+command line, a checkpoint). The formats live beside this module (``toml``, ``legacy``) and
+:func:`whatnext.config.loader.load_config` dispatches between them. Paths are kept exactly as
 written; :meth:`Config.resolve` turns them into real paths against the config file's
 folder, so a round trip file -> Config -> file keeps every value.
 
@@ -13,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import re
-import tomllib
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -252,7 +251,7 @@ def shown(text: object) -> str:
     return s if s.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
 
 
-def _where(file: Path | None, line: int | None) -> str:
+def location(file: Path | None, line: int | None) -> str:
     if file is None:
         return "command line"
     return f"{file}:{line}" if line else str(file)
@@ -268,7 +267,7 @@ def set_value(
     line: int | None = None,
 ) -> None:
     """Validate ``value`` for ``section.key`` and store it in ``cfg``; ConfigError if it does not fit."""
-    where = _where(file, line)
+    where = location(file, line)
     if section not in SECTIONS:
         raise ConfigError(
             f"{where}: unknown section [{shown(section)}]{did_you_mean(section, SECTIONS)}; expected one of {', '.join(SECTIONS)}"
@@ -336,192 +335,3 @@ def _check_value(section: str, key: str, value: Any, where: str) -> None:
                 )
     if (section, key) == ("eval", "ks") and (not value or any(k < 1 for k in value)):
         raise ConfigError(f"{where}: key 'eval.ks' is {value}, expected a non-empty list of integers >= 1")
-
-
-# ---------------------------------------------------------------- files
-
-
-def read_text(path: Path) -> str:
-    """Read a config file as UTF-8 text with one-line errors for missing, binary and non-UTF-8 files."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found; create one with 'whatnext init'") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, expected a config file (whatnext.toml or setup.txt)") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
-    if b"\x00" in raw:
-        raise ConfigError(f"{path}: looks like a binary file, expected a text config (whatnext.toml or setup.txt)")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8") from None
-    text = text.removeprefix("\ufeff")
-    if not text.strip():
-        raise ConfigError(f"{path}: the config file is empty; write one with 'whatnext init --force'")
-    return text
-
-
-def is_toml_file(path: Path, text: str) -> bool:
-    """Decide the format: .toml is TOML, .txt is legacy, otherwise sniff for 'key =' or '[section]'."""
-    if path.suffix.lower() == ".toml":
-        return True
-    if path.suffix.lower() == ".txt":
-        return False
-    for line in text.splitlines():
-        s = line.strip()
-        if not s or s.startswith("#"):
-            continue
-        return bool(re.match(r"^(\[[\w.\s]+\]|[\w.\"-]+\s*=)", s))
-    return False
-
-
-def _toml_line(text: str, section: str, key: str | None) -> int | None:
-    """Best-effort line number of ``[section]`` / ``key`` in TOML text (tomllib gives none); section "" is the top level."""
-    in_section = section == ""
-    for n, line in enumerate(text.splitlines(), 1):
-        s = line.strip()
-        if s.startswith("["):
-            in_section = s.strip("[] ") == section
-            if in_section and key is None:
-                return n
-            continue
-        if in_section and key is not None and re.match(rf"^\"?{re.escape(key)}\"?\s*=", s):
-            return n
-    return None
-
-
-def parse_toml(text: str, path: Path) -> Config:
-    """Parse TOML text into a validated Config."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        msg = str(e)
-        if "Cannot overwrite a value" in msg or "Cannot declare" in msg:
-            msg += " (a key or section given twice)"
-        m = re.search(r"line (\d+)", msg)
-        if not m:
-            raise ConfigError(f"{path}: invalid TOML: {msg}") from None
-        n = int(m.group(1))
-        lines = text.split("\n")  # tomllib counts lines by '\n'
-        reads = shown(lines[n - 1].strip())[:80] if 0 < n <= len(lines) else ""
-        raise ConfigError(f"{path}:{n}: invalid TOML: {msg}; the line reads '{reads}'") from None
-    cfg = Config(source=path)
-    for section, values in doc.items():
-        if section in SECTIONS and not isinstance(values, dict):
-            line = _toml_line(text, "", section)
-            raise ConfigError(f"{_where(path, line)}: '{section}' must be a [{section}] section, found a plain value")
-        if not isinstance(values, dict):  # a key above the first [section]
-            bare = {k.split(".", 1)[1]: k for k in known_keys()}
-            match = difflib.get_close_matches(section, list(bare), n=1, cutoff=0.5)
-            hint = f" (did you mean '{bare[match[0]]}', i.e. {match[0]} under [{bare[match[0]].split('.')[0]}]?)" if match else ""
-            raise ConfigError(
-                f"{_where(path, _toml_line(text, '', section))}: key '{shown(section)}' is outside any [section]{hint}; "
-                f"every key belongs to one of {', '.join(f'[{x}]' for x in SECTIONS)}"
-            )
-        if section not in SECTIONS:
-            raise ConfigError(
-                f"{_where(path, _toml_line(text, section, None))}: unknown section [{shown(section)}]"
-                f"{did_you_mean(section, SECTIONS)}; expected one of {', '.join(SECTIONS)}"
-            )
-        for key, value in values.items():
-            set_value(cfg, section, key, value, file=path, line=_toml_line(text, section, key))
-    return cfg
-
-
-def load_config(
-    path: str | Path | None = None,
-    overrides: dict[str, Any] | None = None,
-    *,
-    check_paths: bool = True,
-) -> Config:
-    """Build the config: defaults < file (TOML or setup.txt, detected) < ``overrides``.
-
-    ``overrides`` maps ``"section.key"`` to a value (None values are skipped), as the CLI
-    passes its options. With ``check_paths`` a configured data file that does not exist
-    is a ConfigError naming the key.
-    """
-    if path is None:
-        cfg = Config()
-    else:
-        p = Path(path)
-        text = read_text(p)
-        if is_toml_file(p, text):
-            cfg = parse_toml(text, p)
-        else:
-            from whatnext.legacy import parse_setup
-
-            cfg = parse_setup(text, p)
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        section, key = dotted.split(".", 1)
-        set_value(cfg, section, key, value, file=None)
-    if check_paths:
-        check_data_paths(cfg)
-    return cfg
-
-
-def check_data_paths(cfg: Config) -> None:
-    """ConfigError if a configured data file does not exist."""
-    for key in ("path", "items_path"):
-        value = getattr(cfg.data, key)
-        if not value:
-            continue
-        target = cfg.resolve(value)
-        try:
-            problem = None if target.exists() else "which does not exist"
-        except (OSError, ValueError) as e:  # a name too long, a NUL byte, ...
-            problem = f"which cannot be used as a path ({getattr(e, 'strerror', None) or e})"
-        if problem:
-            where = _where(cfg.source, _line_of_key(cfg, "data", key))
-            raise ConfigError(
-                f"{where}: key 'data.{key}' names {shown(target)}, {problem}; "
-                f"fix the path (relative paths start at the config file's folder)"
-            )
-
-
-def _line_of_key(cfg: Config, section: str, key: str) -> int | None:
-    if cfg.source is None or not cfg.source.exists():
-        return None
-    try:
-        text = cfg.source.read_text("utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-    if is_toml_file(cfg.source, text):
-        return _toml_line(text, section, key)
-    from whatnext.legacy import legacy_line
-
-    return legacy_line(text, section, key)
-
-
-# ---------------------------------------------------------------- writing TOML
-
-
-def to_toml(cfg: Config) -> str:
-    """The config as a commented TOML document holding every key (written with tomli-w)."""
-    import tomli_w
-
-    out = [
-        "# whatnext configuration. Every key is shown with its value; delete a line to use the default.",
-        "# Relative paths are resolved against this file's folder. Reference: README.md, 'Config reference'.",
-    ]
-    for section, cls in SECTIONS.items():
-        out.append("")
-        out.append(f"[{section}]")
-        obj = getattr(cfg, section)
-        for f in fields(cls):
-            value = getattr(obj, f.name)
-            out.append(f"# {f.metadata['doc']}")
-            if isinstance(value, dict):
-                # tomli-w writes tables as sections; an inline table keeps the key beside its comment
-                inline = ", ".join(tomli_w.dumps({k: v}).strip() for k, v in value.items())
-                out.append(f"{f.name} = {{ {inline} }}")
-            elif isinstance(value, list):
-                items = ", ".join(tomli_w.dumps({"v": v}).strip()[4:] for v in value)
-                out.append(f"{f.name} = [{items}]")
-            else:
-                out.append(tomli_w.dumps({f.name: value}).strip())
-    return "\n".join(out) + "\n"

@@ -27,9 +27,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from whatnext import metrics
 from whatnext.data import Dataset, pad_histories
 from whatnext.errors import DataError
+from whatnext.evaluation import metrics
 
 SPLITS = ("valid", "test")
 
@@ -139,9 +139,9 @@ def evaluate(
     Keys, for every K in ``ks``: ``eval/hr@K``, ``eval/ndcg@K``, ``eval/mrr@K``,
     ``eval/coverage@K``, ``eval/novelty@K`` and, when ``embeddings`` (n_items, d) are given,
     ``eval/ild@K``; plus ``eval/model``, ``eval/split``, ``eval/include_seen`` and
-    ``eval/users`` (how many users had a target). See :mod:`whatnext.metrics` for the formulas;
+    ``eval/users`` (how many users had a target). See :mod:`whatnext.evaluation.metrics` for the formulas;
     novelty uses the training play counts, ``dataset.popularity()``. With ``embeddings`` and
-    ``population_sigma`` (from :func:`whatnext.rewards.population_sigma`) it also reports
+    ``population_sigma`` (from :func:`whatnext.rl.rewards.population_sigma`) it also reports
     ``eval/diversity_reward@1``: the original diversity reward of each user's top item against
     the last ``window`` items of the history, from the same ranking.
     """
@@ -201,7 +201,7 @@ def score_ranking(
 def _top1_diversity(ranked: np.ndarray, users: np.ndarray, hists: list[np.ndarray], targets: np.ndarray,
                     embeddings: np.ndarray, sigma: np.ndarray, window: int) -> float:
     """Mean diversity reward of the top-1 items (users whose list is empty are left out)."""
-    from whatnext import rewards
+    from whatnext.rl import rewards
 
     ok = ranked[:, 0] >= 0
     if not ok.any():

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from whatnext import rewards
-from whatnext.agent import SUCCESSORS, Agent, Batch
-from whatnext.data import PAD, Dataset
+from whatnext.data.dataset import PAD, Dataset
+from whatnext.rl import rewards
+from whatnext.rl.batch import SUCCESSORS, Batch
+
+if TYPE_CHECKING:  # the Agent looks its algorithm up here: a run-time import would be a circle
+    from whatnext.rl.agent import Agent
 
 
 def _actor_critic(agent: Agent, batch: Batch, proto: torch.Tensor, rng: np.random.Generator,
@@ -126,7 +129,7 @@ def train_hybrid(agent: Agent, batch: Batch, rng: np.random.Generator, gen: torc
     return metrics
 
 
-Algorithm = Callable[[Agent, Batch, np.random.Generator, torch.Generator], dict[str, float]]
+Algorithm = Callable[["Agent", Batch, np.random.Generator, torch.Generator], dict[str, float]]
 
 #: train.algorithm -> (step function); see the module doc. config.CHOICES lists the same names.
 ALGORITHMS: dict[str, Algorithm] = {

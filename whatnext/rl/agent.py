@@ -1,56 +1,30 @@
 """The original Agent: owns the actor and the critic; ``wake`` for training, ``ready`` for
 inference, ``predict`` proto-actions, ``propagate`` one learning step, ``recommend`` items.
 
-One learning step is an entry of :data:`whatnext.algorithms.ALGORITHMS` (``train.algorithm``).
+One learning step is an entry of :data:`whatnext.rl.algorithms.ALGORITHMS` (``train.algorithm``).
 Recommending: ``score_candidates`` puts the items nearest each proto-action (plus, with
 critic re-ranking, the last item's top successors) on a slate with their actor and critic
-scores; ``choose`` keeps the k best, by score or diversified (:mod:`whatnext.diversify`).
+scores; ``choose`` keeps the k best, by score or diversified (:mod:`whatnext.evaluation.diversify`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from whatnext import models, rewards
+from whatnext import models
 from whatnext.config import Config
-from whatnext.cooccurrence import ppmi_vectors
-from whatnext.data import PAD, Dataset, pad_histories
-from whatnext.diversify import diversify, typical_distance
-from whatnext.state import State
-from whatnext.transitions import Transitions
-
-
-@dataclass
-class Batch:
-    """Windows of training sequences: ``inputs[b, j]`` is followed by ``targets[b, j]``."""
-
-    inputs: np.ndarray  # (B, W) item indices, PAD on the right
-    targets: np.ndarray  # (B, W) next items, PAD where inputs are PAD
-    lengths: np.ndarray  # (B,)
-    users: np.ndarray  # (B,)
-
-    @property
-    def last_target(self) -> np.ndarray:
-        """The item played right after each whole window."""
-        return self.targets[np.arange(len(self.lengths)), self.lengths - 1]
-
-
-def make_batch(dataset: Dataset, positions: np.ndarray, window: int) -> Batch:
-    """The windows ending just before flat target positions ``positions``."""
-    h = dataset.histories
-    users = np.searchsorted(h.offsets, positions, side="right") - 1
-    lengths = np.minimum(window, positions - h.offsets[users])
-    idx = (positions - lengths)[:, None] + np.arange(window)[None, :]
-    valid = np.arange(window)[None, :] < lengths[:, None]
-    top = len(h.items) - 1
-    inputs = np.where(valid, h.items[np.minimum(idx, top)], PAD)
-    targets = np.where(valid, h.items[np.minimum(idx + 1, top)], PAD)
-    return Batch(inputs, targets, lengths, users)
+from whatnext.data import Dataset, pad_histories
+from whatnext.evaluation.diversify import diversify, typical_distance
+from whatnext.rl import rewards
+from whatnext.rl.algorithms import ALGORITHMS
+from whatnext.rl.batch import SUCCESSORS, Batch
+from whatnext.rl.cooccurrence import ppmi_vectors
+from whatnext.rl.state import State
+from whatnext.rl.transitions import Transitions
 
 
 def model_args(cfg: Config, dataset: Dataset) -> dict[str, Any]:
@@ -158,8 +132,6 @@ class Agent:
 
     def propagate(self, batch: Batch, rng: np.random.Generator, gen: torch.Generator) -> dict[str, float]:
         """One learning step with the configured algorithm; returns namespaced metrics."""
-        from whatnext.algorithms import ALGORITHMS  # the algorithms module imports this one
-
         metrics = ALGORITHMS[self.cfg.train.algorithm](self, batch, rng, gen)
         self._vectors = self._div_space = None  # the item table may have moved
         return metrics
@@ -179,7 +151,7 @@ class Agent:
         successors are re-ranked by the critic (Wolpertinger, Dulac-Arnold et al. 2015);
         otherwise the nearest k are returned. With ``recommend.diversity > 0`` the slate holds
         max(recommend.diversity_pool, M, k) nearest items (plus the successors) and the list is
-        chosen by :func:`whatnext.diversify.diversify` instead of by score alone.
+        chosen by :func:`whatnext.evaluation.diversify.diversify` instead of by score alone.
         """
         pool = max(k, self.cfg.recommend.diversity_pool if self.cfg.recommend.diversity > 0 else 0)
         out_i, out_d = [], []
@@ -214,7 +186,7 @@ class Agent:
         """The k best of each row of ``scored`` (items, distances), -1 / inf padded.
 
         By score (ties to the nearer candidate), or with ``recommend.diversity > 0`` (and not
-        ``plain``) by :func:`whatnext.diversify.diversify` over the calibrated scores. The
+        ``plain``) by :func:`whatnext.evaluation.diversify.diversify` over the calibrated scores. The
         re-rank ``weight`` defaults to the agent's own for the protocol (``seen``).
         """
         if weight is None:
@@ -294,10 +266,6 @@ class Scored(NamedTuple):
         (``model.tune_rerank``).
         """
         return self.logit if self.log_q is None else self.logit + weight * self.log_q
-
-
-#: how many of the last item's most frequent training successors join the re-rank slate
-SUCCESSORS = 10
 
 
 def in_window(candidates: np.ndarray, inputs: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Baseline recommenders, each with the :class:`whatnext.evaluate.Recommender` shape.
+"""Baseline recommenders, each with the :class:`whatnext.evaluation.protocol.Recommender` shape.
 
 * ``random``: a uniformly random ranking, seeded; the same input gives the same answer.
 * ``popular``: the most played items in the training part.
@@ -265,11 +265,11 @@ class SupervisedLSTMBaseline(_Fitted):
 
         import torch
 
-        from whatnext.agent import Agent
-        from whatnext.algorithms import positions_for, steps_per_epoch, train_hybrid
         from whatnext.config import Config
-        from whatnext.environment import learning_steps, total_steps
-        from whatnext.state import State
+        from whatnext.rl.agent import Agent
+        from whatnext.rl.algorithms import positions_for, steps_per_epoch, train_hybrid
+        from whatnext.rl.environment import learning_steps, total_steps
+        from whatnext.rl.state import State
 
         cfg = copy.deepcopy(self.config) if self.config is not None else Config()
         cfg.train.algorithm, cfg.train.rl_weight, cfg.model.rerank = "hybrid", 0.0, 0

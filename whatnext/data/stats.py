@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from whatnext.data import Dataset
+from whatnext.data.dataset import Dataset
 
 
 def gini(counts: np.ndarray) -> float:

@@ -2,7 +2,7 @@
 
 Formats: Parquet, CSV/TSV with any common delimiter (detected) with or without a header,
 MovieLens ``u.data`` / ``ratings.csv`` / ``u.item``, and the legacy pickle (through the
-restricted unpickler in :mod:`whatnext.safepickle`). Column meaning is decided later, in
+restricted unpickler in :mod:`whatnext.data.safepickle`). Column meaning is decided later, in
 :mod:`whatnext.data`; this module only turns bytes into a table, with one-line errors.
 """
 
@@ -61,7 +61,7 @@ def read_table(path: Path, cfg: DataConfig, *, items: bool = False) -> pd.DataFr
     if fmt == "parquet":
         return _read_parquet(path)
     if fmt == "pickle":
-        from whatnext.safepickle import load_dataframe
+        from whatnext.data.safepickle import load_dataframe
 
         return load_dataframe(path)
     if fmt == "movielens":

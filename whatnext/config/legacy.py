@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from whatnext.config import Config, did_you_mean, set_value, shown
+from whatnext.config.schema import Config, did_you_mean, set_value, shown
 from whatnext.errors import ConfigError
 
 #: setup.txt key -> (section, key) in Config, in the order they are written.

@@ -21,13 +21,14 @@ import numpy as np
 import torch
 
 from whatnext import checkpoints
-from whatnext.agent import Agent, Batch, make_batch
-from whatnext.algorithms import positions_for, steps_per_epoch
-from whatnext.callbacks import Callback, CallbackList, JsonlWriter
 from whatnext.config import Config
 from whatnext.data import PAD, Dataset
 from whatnext.errors import CheckpointError, ConfigError, OutputExistsError, TrainingError
-from whatnext.state import State
+from whatnext.rl.agent import Agent
+from whatnext.rl.algorithms import positions_for, steps_per_epoch
+from whatnext.rl.batch import Batch, make_batch
+from whatnext.rl.callbacks import Callback, CallbackList, JsonlWriter
+from whatnext.rl.state import State
 
 log = logging.getLogger(__name__)
 Evaluator = Callable[[Agent], dict[str, float]]
@@ -342,7 +343,7 @@ class Environment:
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Produce a song for ``action``, reward it, advance one event."""
-        from whatnext import rewards
+        from whatnext.rl import rewards
 
         h = self.dataset.histories
         obs = self._obs()

@@ -1,0 +1,13 @@
+"""Models: the item table (``items``), the actor and critic networks (``lstm``), and the registry
+behind ``model.name`` (``registry``). Every module takes primitive constructor arguments so a
+checkpoint can rebuild it.
+
+May import: torch and the standard library. Never the data, the learning code or evaluation: a
+network sees tensors, not datasets.
+"""
+
+from whatnext.models.items import ItemTable
+from whatnext.models.lstm import CRITIC_EXTRA, AgentModel, CriticModel
+from whatnext.models.registry import MODELS, build
+
+__all__ = ["CRITIC_EXTRA", "MODELS", "AgentModel", "CriticModel", "ItemTable", "build"]

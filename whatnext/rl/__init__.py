@@ -1,0 +1,12 @@
+"""Reinforcement learning: :class:`~whatnext.rl.state.State` (histories and ``produce``), the
+:class:`~whatnext.rl.agent.Agent` (actor + critic), the training
+:class:`~whatnext.rl.environment.Environment` loop, the algorithm and reward registries, training
+batches, item transitions, co-occurrence vectors, and the training callbacks.
+
+May import: torch, numpy, :mod:`whatnext.config`, :mod:`whatnext.data`, :mod:`whatnext.models`,
+the ground floor (errors, checkpoints, search) and the pure array helpers of evaluation
+(``evaluation.diversify``, ``evaluation.metrics``). Never the engine or the CLI. The algorithm
+registry never imports the Agent that looks algorithms up in it.
+
+Nothing is imported here, so ``import whatnext.rl.callbacks`` stays free of torch.
+"""
