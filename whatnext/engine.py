@@ -129,13 +129,17 @@ def train(config: str | Path | None = None, overrides: dict[str, Any] | None = N
     return summary
 
 
-def load_agent(cfg: Config, ds: Any, run: str | None = None, checkpoint: str | Path | None = None) -> tuple[Any, Path]:
-    """The trained agent of a run's best (else latest) checkpoint, or of an explicit checkpoint file."""
+def load_agent(cfg: Config, ds: Any, run: str | None = None, checkpoint: str | Path | None = None,
+               warn: list[str] | None = None) -> tuple[Any, Path]:
+    """The trained agent of a run's best (else latest) checkpoint, or of an explicit checkpoint file.
+
+    A refused ``best``/``latest`` marker is passed over (the run's newest verified checkpoint is used) and described in ``warn``.
+    """
     from whatnext import checkpoints
     from whatnext.errors import CheckpointError
     from whatnext.rl.environment import agent_from_payload
 
-    pt = checkpoints.resolve(cfg.resolve(cfg.paths.models_dir), run or cfg.paths.run, checkpoint)
+    pt = checkpoints.resolve(cfg.resolve(cfg.paths.models_dir), cfg.paths.run if run is None else run, checkpoint, warn=warn)
     payload = checkpoints.load(pt)
     try:
         return agent_from_payload(cfg, ds, payload), pt
@@ -177,12 +181,13 @@ def recommend(config: str | Path | None = None, overrides: dict[str, Any] | None
     cat, h = ds.catalogue, ds.histories
     if k > len(cat):
         raise ConfigError(f"-k is {k} but the catalogue has only {len(cat)} items; ask for at most {len(cat)}")
-    agent, pt = load_agent(cfg, ds, run, checkpoint)
+    warnings: list[str] = []  # a refused marker: the newest verified checkpoint is used instead
+    agent, pt = load_agent(cfg, ds, run, checkpoint, warnings)
     if all_users:
         users = np.arange(len(h))
         hists = [h.of(int(u)) for u in users]
         idx, dist = agent.recommend_with_distances(hists, k, None if include_seen else hists)
-        return _write_all(out_path, h.user_ids, cat.ids, idx, dist, force) | {"checkpoint": str(pt), "k": k}
+        return _write_all(out_path, h.user_ids, cat.ids, idx, dist, force) | {"checkpoint": str(pt), "k": k, "warnings": warnings}
     if user is not None:
         u = int(h.user_index([user])[0])
         if u < 0:
@@ -214,6 +219,7 @@ def recommend(config: str | Path | None = None, overrides: dict[str, Any] | None
     return {
         "user": user, "history_length": len(hist), "history": [str(cat.ids[i]) for i in hist[-5:]],
         "k": k, "include_seen": include_seen, "diversity": cfg.recommend.diversity, "checkpoint": str(pt), "recommendations": rows,
+        "warnings": warnings,
     }
 
 
@@ -252,20 +258,21 @@ def list_checkpoints(config: str | Path | None = None, overrides: dict[str, Any]
 
     cfg = config_for(config, overrides, check_paths=False)
     models_dir = cfg.resolve(cfg.paths.models_dir)
-    runs = [models_dir / run] if run else sorted(p for p in models_dir.glob("*") if p.is_dir()) if models_dir.exists() else []
+    runs = [checkpoints.run_folder(models_dir, run)] if run is not None else sorted(p for p in models_dir.glob("*") if p.is_dir()) if models_dir.exists() else []
     out = []
     for rd in runs:
         if not rd.is_dir():
             from whatnext.errors import NotFoundError
 
             raise NotFoundError(f"no run {rd.name!r} in {models_dir}; 'whatnext checkpoints list' shows the runs")
-        best, latest = checkpoints.marker(rd, "best"), checkpoints.marker(rd, "latest")
+        skipped: list[str] = []  # sidecars and markers not used, with the reason
+        best, latest = checkpoints.marker(rd, "best", skipped), checkpoints.marker(rd, "latest", skipped)
         cks = []
-        for c in checkpoints.listing(rd):
+        for c in checkpoints.listing(rd, skipped):
             d = c.as_dict()
             d["best"], d["latest"] = c.path == best, c.path == latest
             cks.append(d)
-        out.append({"run": rd.name, "path": str(rd), "checkpoints": cks})
+        out.append({"run": rd.name, "path": str(rd), "checkpoints": cks, "skipped": skipped})
     return {"models_dir": str(models_dir), "runs": out}
 
 
@@ -275,7 +282,7 @@ def show_checkpoint(config: str | Path | None = None, overrides: dict[str, Any] 
     from whatnext import checkpoints
 
     cfg = config_for(config, overrides, check_paths=False)
-    pt = checkpoints.resolve(cfg.resolve(cfg.paths.models_dir), run or cfg.paths.run, checkpoint)
+    pt = checkpoints.resolve(cfg.resolve(cfg.paths.models_dir), cfg.paths.run if run is None else run, checkpoint)
     p = checkpoints.load(pt)
     return {
         "path": str(pt), "step": p["step"], "epoch": p.get("epoch"), "algorithm": p.get("algorithm"),
@@ -295,7 +302,7 @@ def prune_checkpoints(config: str | Path | None = None, overrides: dict[str, Any
     keep = cfg.train.keep_last if keep is None else keep
     if keep < 1:
         raise ConfigError(f"--keep is {keep}, expected an integer >= 1")
-    rd = cfg.resolve(cfg.paths.models_dir) / (run or cfg.paths.run)
+    rd = checkpoints.run_folder(cfg.resolve(cfg.paths.models_dir), cfg.paths.run if run is None else run)
     if not rd.is_dir():
         raise NotFoundError(f"no run folder {rd}; 'whatnext checkpoints list' shows the runs")
     removed = checkpoints.prune(rd, keep)

@@ -68,6 +68,7 @@ def render_mapping(con: Console, title: str, mapping: dict[str, Any]) -> None:
 
 def render_recommendations(con: Console, r: dict[str, Any]) -> None:
     """Recommendations: rank, item id, title/artist, distance, attributes in original units."""
+    _warnings(con, r.get("warnings", []))
     if "output" in r:
         con.print(f"wrote top-{r['k']} for {r['users']} users ({r['rows']} rows) to {r['output']}")
         return
@@ -104,6 +105,15 @@ def render_checkpoints(con: Console, r: dict[str, Any]) -> None:
                       _num(m.get("eval/ndcg@10", "-")), _num(m.get("eval/hr@10", "-")),
                       f"{c['size'] / 1e6:.2f} MB", marks)
         con.print(t)
+        _warnings(con, run.get("skipped", []))
+
+
+def _warnings(con: Console, lines: list[str]) -> None:
+    """Notes on files passed over (a refused marker, an unverified sidecar), one yellow line each."""
+    from rich.markup import escape
+
+    for w in lines:
+        con.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
 
 
 class TrainProgress(Callback):

@@ -176,8 +176,10 @@ class Config:
 
     @property
     def run_dir(self) -> Path:
-        """The folder of the current run's checkpoints."""
-        return self.resolve(self.paths.models_dir) / self.paths.run
+        """The folder of the current run's checkpoints (ConfigError unless paths.run is one safe folder name)."""
+        from whatnext.checkpoints import run_folder
+
+        return run_folder(self.resolve(self.paths.models_dir), self.paths.run, where=f"{self.source or 'config'}: key 'paths.run'")
 
 
 def field_doc(section: str, key: str) -> str:
@@ -333,5 +335,11 @@ def _check_value(section: str, key: str, value: Any, where: str) -> None:
                     f"{where}: unknown reward '{name}' in 'train.rewards'{did_you_mean(name, REWARD_NAMES)}; "
                     f"expected one of {', '.join(REWARD_NAMES)}"
                 )
+    if (section, key) == ("paths", "run"):
+        from whatnext.checkpoints import RUN_NAME_RULE, run_name_problem  # the rule lives with the run folder
+
+        problem = run_name_problem(value)
+        if problem is not None:
+            raise ConfigError(f"{where}: key 'paths.run' is {value!r}, {problem}; expected {RUN_NAME_RULE}")
     if (section, key) == ("eval", "ks") and (not value or any(k < 1 for k in value)):
         raise ConfigError(f"{where}: key 'eval.ks' is {value}, expected a non-empty list of integers >= 1")
