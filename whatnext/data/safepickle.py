@@ -1,136 +1,467 @@
-"""Reading legacy pickles (the original ``clean.pk``) without running code from them.
+"""Reading legacy pickles (the original ``clean.pk``) without running code or trusting their state.
 
-A plain ``pickle.load`` calls whatever callable the file names, so a pickle can run any
-command. :func:`load_dataframe` uses an unpickler whose ``find_class`` admits only the
-classes and reconstruction helpers that a pandas DataFrame of numbers, strings, dates and
-categories needs; anything else (``os.system``, ``subprocess``, ``builtins.eval``, ...) is
-refused before it can be called.
+A plain ``pickle.load`` calls whatever the file names, and even a restricted unpickler hands the file's state
+to pandas, numpy and pyarrow internals, which trust it (a block placed outside its frame, a dtype hiding an
+object field, an Arrow array over empty buffers: each crashed the process). Here the opcodes are read by
+:mod:`whatnext.data.pickleops`, which runs nothing and admits only the names in :data:`ALLOWED`; this module
+then builds the DataFrame itself from checked pieces through public constructors: numbers and booleans from
+bytes whose length matches the shape, dates from int64, text only from Python ``str`` (Arrow text is decoded
+here, offsets checked), column placements that are a permutation of the columns, every column as long as the
+index. The arrays it makes may take at most :data:`BUDGET` times the file's size. Anything else is a
+:class:`DataError` naming the file, what was wrong and how to fix it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import pickle
+import datetime
+import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from whatnext.config import shown
+from whatnext.data import pickleops
+from whatnext.data.pickleops import Call, Global, Invalid, Refused
 from whatnext.errors import DataError
 
-# numpy 2 renamed numpy.core to numpy._core; old pickles name the former.
-_NUMPY = {
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+#: the arrays built from a pickle may take at most this many times the file's size (plus a little)
+BUDGET = 32
+_SLACK = 1 << 16
+
+_PD = ("pandas", "pandas.core.frame", "pandas.core.series", "pandas.core.indexes.base", "pandas.core.indexes.range",
+       "pandas.core.indexes.multi", "pandas.core.indexes.numeric", "pandas.core.indexes.datetimes", "pandas.arrays",
+       "pandas.core.arrays.categorical", "pandas.core.arrays.datetimes", "pandas.core.arrays.timedeltas",
+       "pandas.core.arrays.integer", "pandas.core.arrays.floating", "pandas.core.arrays.boolean",
+       "pandas.core.arrays.string_", "pandas.core.arrays.string_arrow", "pandas.core.dtypes.dtypes")
+_CLASSES = {
+    "DataFrame", "Series", "Index", "RangeIndex", "MultiIndex", "DatetimeIndex", "Int64Index", "UInt64Index",
+    "Float64Index", "Categorical", "CategoricalDtype", "DatetimeTZDtype", "DatetimeArray", "TimedeltaArray",
+    "IntegerArray", "FloatingArray", "BooleanArray", "StringArray", "ArrowStringArray", "StringDtype",
+    "Int8Dtype", "Int16Dtype", "Int32Dtype", "Int64Dtype", "UInt8Dtype", "UInt16Dtype", "UInt32Dtype", "UInt64Dtype",
+    "Float32Dtype", "Float64Dtype", "BooleanDtype",
 }
-_PANDAS = {
-    ("pandas", n) for n in (
-        "DataFrame", "Series", "Index", "RangeIndex", "MultiIndex", "DatetimeIndex", "CategoricalIndex",
-        "Categorical", "CategoricalDtype", "DatetimeTZDtype", "Int64Dtype", "Int32Dtype", "Float64Dtype",
-        "BooleanDtype", "StringDtype", "NA", "NaT", "Timestamp", "Timedelta",
-    )
-} | {
-    ("pandas.arrays", n) for n in (
-        "ArrowStringArray", "DatetimeArray", "IntegerArray", "FloatingArray", "BooleanArray",
-        "TimedeltaArray", "StringArray", "Categorical",
-    )
-} | {
-    ("pandas.core.frame", "DataFrame"), ("pandas.core.series", "Series"),
-    ("pandas.core.internals.managers", "BlockManager"), ("pandas.core.internals.managers", "SingleBlockManager"),
-    ("pandas.core.internals.blocks", "new_block"), ("pandas.core.internals.blocks", "Block"),
-    ("pandas.core.internals.blocks", "NumpyBlock"), ("pandas.core.internals.blocks", "ObjectBlock"),
-    ("pandas.core.internals.blocks", "FloatBlock"), ("pandas.core.internals.blocks", "IntBlock"),
-    ("pandas.core.internals.blocks", "DatetimeTZBlock"), ("pandas.core.internals.blocks", "ExtensionBlock"),
-    ("pandas._libs.internals", "_unpickle_block"), ("pandas._libs.arrays", "__pyx_unpickle_NDArrayBacked"),
-    ("pandas.core.indexes.base", "_new_Index"), ("pandas.core.indexes.base", "Index"),
-    ("pandas.core.indexes.range", "RangeIndex"), ("pandas.core.indexes.multi", "MultiIndex"),
-    ("pandas.core.indexes.datetimes", "_new_DatetimeIndex"), ("pandas.core.indexes.datetimes", "DatetimeIndex"),
-    ("pandas.core.indexes.numeric", "Int64Index"), ("pandas.core.indexes.numeric", "Float64Index"),
-    ("pandas.core.arrays.categorical", "Categorical"), ("pandas.core.dtypes.dtypes", "CategoricalDtype"),
-    ("pandas.core.dtypes.dtypes", "DatetimeTZDtype"), ("pandas.core.arrays.datetimes", "DatetimeArray"),
-    ("pandas._libs.tslibs.timestamps", "_unpickle_timestamp"), ("pandas._libs.tslibs.timestamps", "Timestamp"),
-    ("pandas._libs.tslibs.timedeltas", "_timedelta_unpickle"), ("pandas._libs.missing", "NA"),
-}
-# the freq of a DatetimeIndex (pd.date_range): plain date-offset value classes
-_OFFSETS = {
-    ("pandas._libs.tslibs.offsets", n) for n in (
-        "Day", "Hour", "Minute", "Second", "Milli", "Micro", "Nano", "Week", "BusinessDay",
-        "MonthEnd", "MonthBegin", "BusinessMonthEnd", "BusinessMonthBegin", "QuarterEnd", "QuarterBegin",
-        "YearEnd", "YearBegin",
-    )
-}
-_PYARROW = {("pyarrow.lib", "_restore_array"), ("pyarrow.lib", "py_buffer"), ("pyarrow.lib", "type_for_alias"), ("pyarrow", "NA")}
-_STDLIB = {
-    ("builtins", "slice"), ("__builtin__", "slice"), ("builtins", "bytearray"), ("__builtin__", "bytearray"),
-    ("builtins", "object"), ("__builtin__", "object"), ("builtins", "complex"), ("_codecs", "encode"),
-    ("copyreg", "_reconstructor"), ("copy_reg", "_reconstructor"),
-    ("datetime", "datetime"), ("datetime", "date"), ("datetime", "timedelta"), ("datetime", "timezone"),
-    # partial is only as powerful as what it wraps, and what it wraps passes find_class too
-    ("functools", "partial"),
-}
-ALLOWED: frozenset[tuple[str, str]] = frozenset(_NUMPY | _PANDAS | _OFFSETS | _PYARROW | _STDLIB)
+_OFFSET_NAMES = ("Day", "Hour", "Minute", "Second", "Milli", "Micro", "Nano", "Week", "BusinessDay", "MonthEnd",
+                 "MonthBegin", "BusinessMonthEnd", "BusinessMonthBegin", "QuarterEnd", "QuarterBegin", "YearEnd",
+                 "YearBegin")
+#: every global a DataFrame pickle may name; what each stands for is decided below, never imported
+ALLOWED: frozenset[tuple[str, str]] = frozenset(
+    {(m, n) for m in _PD for n in _CLASSES}
+    | {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct", "scalar")}
+    | {("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"), ("numpy", "ndarray"),
+       ("numpy", "dtype"), ("pandas._libs.internals", "_unpickle_block"), ("pandas.core.internals.managers", "BlockManager"),
+       ("pandas.core.internals.managers", "SingleBlockManager"),
+       ("pandas._libs.arrays", "__pyx_unpickle_NDArrayBacked"), ("pandas.core.indexes.base", "_new_Index"),
+       ("pandas.core.indexes.datetimes", "_new_DatetimeIndex"), ("pandas._libs.missing", "NA"), ("pandas", "NA"),
+       ("pyarrow.lib", "_restore_array"), ("pyarrow.lib", "py_buffer"), ("pyarrow.lib", "type_for_alias"),
+       ("_codecs", "encode"), ("builtins", "slice"), ("__builtin__", "slice"), ("builtins", "bytearray"),
+       ("__builtin__", "bytearray"), ("builtins", "bytes"), ("__builtin__", "bytes"), ("datetime", "timezone"),
+       ("datetime", "timedelta"), ("copyreg", "_reconstructor"), ("copy_reg", "_reconstructor"),
+       ("builtins", "object"), ("__builtin__", "object"), ("pytz", "_UTC"), ("pytz", "_p"), ("zoneinfo", "ZoneInfo")}
+    | {("pandas._libs.tslibs.offsets", n) for n in _OFFSET_NAMES}
+)
+_NUMERIC = {"b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f4", "f8"}
+_TIME_UNITS = {"s", "ms", "us", "ns"}
+_INT64 = 1 << 63
 
 
-class _Refused(Exception):
-    """A pickle named a global outside :data:`ALLOWED`."""
+class _Bad(Exception):
+    """The pickle is well formed but is not a DataFrame this reader builds; the message says why."""
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in ALLOWED:
-            raise _Refused(f"{module}.{name}")
-        if (module, name) == ("pyarrow.lib", "_restore_array"):
-            return _restore_checked_array
-        return super().find_class(module, name)
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise _Bad(what)
 
 
-def _restore_checked_array(data: Any) -> Any:
-    """pyarrow's array constructor of pickles, then a full validation of offsets and lengths.
-
-    ``_restore_array`` builds an Arrow array from raw buffers without checking them: a damaged or
-    hostile pickle with an offset past its buffer would make a later read touch memory out of bounds
-    (a segmentation fault). ``validate(full=True)`` raises ArrowInvalid for such an array instead.
-    """
-    from pyarrow.lib import _restore_array
-
-    arr = _restore_array(data)
-    arr.validate(full=True)
-    return arr
+def _name(g: object) -> str:
+    return g.name if isinstance(g, Global) else ""
 
 
-def _load_quietly(raw: bytes) -> Any:
-    """Unpickle ``raw`` and let the unpickler and its stack go before returning or raising."""
-    unpickler = _RestrictedUnpickler(io.BytesIO(raw))
-    try:
-        return unpickler.load()
-    finally:
-        del unpickler  # frees its stack and memo now, inside the caller's redirect
+def _is(node: object, *names: str) -> bool:
+    return isinstance(node, Call) and node.func.name in names
+
+
+class _Builder:
+    """Builds a DataFrame from the records of :mod:`pickleops`, charging every array to a budget."""
+
+    def __init__(self, size: int) -> None:
+        self.left = BUDGET * size + _SLACK
+
+    def charge(self, nbytes: int, what: str) -> None:
+        self.left -= nbytes
+        _check(self.left >= 0, f"{what} would take more memory than {BUDGET} times the file's size")
+
+    # ---------------------------------------------------------------- primitives
+    def bytes_(self, node: object) -> bytes:
+        if isinstance(node, (bytes, bytearray)):
+            return bytes(node)
+        if _is(node, "encode") and node.func.module == "_codecs":  # protocols 0-2 write bytes as latin-1 text
+            _check(len(node.args) == 2 and isinstance(node.args[0], str) and node.args[1] in ("latin1", "latin-1"),
+                   "a malformed byte string")
+            try:
+                return node.args[0].encode("latin-1")
+            except UnicodeEncodeError:
+                raise _Bad("a byte string holding characters above 255") from None
+        if _is(node, "bytearray", "bytes", "py_buffer"):
+            _check(not node.built, "state applied to a byte string")
+            if not node.args:
+                return b""
+            return self.bytes_(node.args[0] if len(node.args) == 1 else Call(Global("_codecs", "encode"), node.args))
+        raise _Bad(f"bytes expected, found {_kind(node)}")
+
+    def int_(self, v: object, what: str, lo: int = -_INT64, hi: int = _INT64) -> int:
+        _check(type(v) is int and lo <= v < hi, f"{what} is {_kind(v)}, expected a whole number in [{lo}, {hi})")
+        return v  # type: ignore[return-value]
+
+    def label(self, v: object) -> object:
+        if type(v) is int:
+            self.int_(v, "a label")
+        _check(v is None or type(v) in (str, int), f"a column or index name of type {_kind(v)}")
+        return v
+
+    # ---------------------------------------------------------------- numpy
+    def dtype(self, node: object) -> np.dtype:
+        _check(_is(node, "dtype") and len(node.args) >= 1 and isinstance(node.args[0], str), "a malformed numpy dtype")
+        code = node.args[0]
+        st = node.state
+        _check(isinstance(st, tuple) and len(st) in (8, 9), f"numpy dtype {shown(code)[:10]} with malformed state")
+        ver, order, sub, names, fields, elsize, align, flags = st[:8]
+        _check(sub is None and names is None and fields is None and elsize == -1 and align == -1,
+               "a numpy dtype with fields or a custom size (a structured or hidden-object dtype)")
+        _check(order in ("<", "|", "="), f"numpy byte order {shown(order)[:4]!r} (big-endian data)")
+        if code in _NUMERIC:
+            _check(flags == 0 and len(st) == 8, f"numpy dtype {code} with flags")
+            return np.dtype(code)
+        if code in ("O8", "O4"):
+            _check(flags == 63 and len(st) == 8, "an object dtype with unusual flags")
+            return np.dtype(object)
+        if code in ("M8", "m8"):
+            _check(flags == 0 and len(st) == 9 and isinstance(st[8], tuple) and len(st[8]) == 2, "a malformed date dtype")
+            meta = st[8][1]
+            _check(isinstance(meta, tuple) and len(meta) == 4, "a malformed date dtype")
+            unit = self.bytes_(meta[0]).decode("ascii", "replace")
+            _check(unit in _TIME_UNITS and meta[1] == 1, f"date unit {shown(unit)[:8]!r}, expected s, ms, us or ns")
+            return np.dtype(f"{code}[{unit}]")
+        raise _Bad(f"numpy dtype {shown(code)[:12]!r}, expected numbers, booleans, dates or text")
+
+    def ndarray(self, node: object) -> np.ndarray:
+        if _is(node, "_frombuffer"):
+            _check(len(node.args) == 4 and not node.built, "a malformed numpy array")
+            buf, dt, shape, order = node.args
+            return self._array(self.bytes_(buf), self.dtype(dt), shape, order == "F")
+        _check(_is(node, "_reconstruct") and len(node.args) == 3 and _name(node.args[0]) == "ndarray",
+               f"a numpy array expected, found {_kind(node)}")
+        st = node.state
+        _check(isinstance(st, tuple) and len(st) == 5 and st[0] == 1, "a numpy array with malformed state")
+        _, shape, dt, fortran, data = st
+        dtype = self.dtype(dt)
+        if dtype == object:
+            return self._objects(data, shape)
+        return self._array(self.bytes_(data), dtype, shape, bool(fortran))
+
+    def _shape(self, shape: object) -> tuple[int, ...]:
+        _check(isinstance(shape, tuple) and 1 <= len(shape) <= 2, "a numpy array of more than 2 dimensions")
+        return tuple(self.int_(s, "an array dimension", 0, 1 << 40) for s in shape)  # type: ignore[union-attr]
+
+    def _array(self, data: bytes, dtype: np.dtype, shape: object, fortran: bool) -> np.ndarray:
+        dims = self._shape(shape)
+        n = math.prod(dims)
+        _check(len(data) == n * dtype.itemsize,
+               f"an array of shape {dims} and type {dtype} over {len(data)} bytes (expected {n * dtype.itemsize})")
+        self.charge(len(data), "an array")
+        arr = np.frombuffer(data, dtype=np.uint8 if dtype == bool else dtype)
+        arr = (arr != 0) if dtype == bool else arr.copy()
+        return arr.reshape(dims, order="F" if fortran else "C")
+
+    def _objects(self, data: object, shape: object) -> np.ndarray:
+        dims = self._shape(shape)
+        _check(isinstance(data, list) and len(data) == math.prod(dims), "an object array whose length does not match its shape")
+        self.charge(8 * len(data), "an object array")  # type: ignore[arg-type]
+        out = np.empty(len(data), dtype=object)  # type: ignore[arg-type]
+        for i, v in enumerate(data):  # type: ignore[arg-type]
+            out[i] = self.cell(v)
+        return out.reshape(dims)
+
+    def cell(self, v: object) -> object:
+        t = type(v)
+        if t is int:
+            return self.int_(v, "a cell")
+        if v is None or t in (str, float, bool):
+            return v
+        if isinstance(v, Global) and v.dotted in ("pandas._libs.missing.NA", "pandas.NA"):
+            import pandas as pd
+
+            return pd.NA
+        raise _Bad(f"a cell of type {_kind(v)} (cells must be numbers, text or empty)")
+
+    # ---------------------------------------------------------------- pandas arrays (one column each)
+    def column_values(self, node: object) -> list[Any]:
+        """The columns of one block: a 2-D numpy array gives one per row, an extension array one."""
+        import pandas as pd
+
+        if _is(node, "_reconstruct", "_frombuffer"):
+            arr = self.ndarray(node)
+            return list(arr) if arr.ndim == 2 else [arr]
+        if _is(node, "__pyx_unpickle_NDArrayBacked"):
+            cls = node.args[0] if node.args else None
+            st = node.state
+            _check(isinstance(st, tuple) and len(st) in (2, 3) and isinstance(st[-1] if len(st) == 3 else {}, dict),
+                   "a malformed pandas array")
+            values = self.ndarray(st[1])
+            kind = _name(cls)
+            if kind in ("DatetimeArray", "TimedeltaArray"):
+                _check(values.dtype.kind == ("M" if kind == "DatetimeArray" else "m"), f"a {kind} holding {values.dtype}")
+                tz = self.tz_dtype(st[0]) if _is(st[0], "DatetimeTZDtype") else None
+                if tz is None:
+                    _check(self.dtype(st[0]) == values.dtype, f"a {kind} whose dtype does not match its values")
+                    return list(values) if values.ndim == 2 else [values]
+                return [pd.DatetimeIndex(v).tz_localize("UTC").tz_convert(tz).array
+                        for v in (values if values.ndim == 2 else [values])]
+            if kind == "Categorical":
+                _check(values.ndim == 1 and values.dtype.kind == "i", "categorical codes that are not whole numbers")
+                cats, ordered = self.categories(st[0])
+                return [pd.Categorical.from_codes(values, dtype=pd.CategoricalDtype(cats, ordered=ordered))]
+            if kind == "StringArray":
+                _check(values.ndim == 1 and values.dtype == object, "a malformed text array")
+                _check(all(isinstance(v, str) or v is None or v is pd.NA or (type(v) is float and v != v) for v in values),
+                       "a text column holding something other than text")
+                return [pd.array(values, dtype=self.string_dtype(st[0]))]
+            raise _Bad(f"a pandas array of kind {shown(kind)[:40]!r}")
+        if _is(node, "IntegerArray", "FloatingArray", "BooleanArray"):
+            st = node.state
+            _check(isinstance(st, dict) and not node.args, "a malformed nullable array")
+            data, mask = self.ndarray(st.get("_data")), self.ndarray(st.get("_mask"))
+            _check(data.ndim == 1 and mask.shape == data.shape and mask.dtype == bool, "a nullable array with a mask of another shape")
+            cls = {"IntegerArray": pd.arrays.IntegerArray, "FloatingArray": pd.arrays.FloatingArray,
+                   "BooleanArray": pd.arrays.BooleanArray}[node.func.name]
+            want = {"IntegerArray": "iu", "FloatingArray": "f", "BooleanArray": "b"}[node.func.name]
+            _check(data.dtype.kind in want, f"a {node.func.name} holding {data.dtype}")
+            return [cls(data, mask)]
+        if _is(node, "ArrowStringArray"):
+            st = node.state
+            _check(isinstance(st, dict) and not node.args, "a malformed Arrow text array")
+            strings = self.arrow_strings(st.get("_pa_array", st.get("_data")))
+            return [pd.array(strings, dtype=self.string_dtype(st.get("_dtype")))]
+        raise _Bad(f"column values of type {_kind(node)}")
+
+    def string_dtype(self, node: object) -> Any:
+        import pandas as pd
+
+        if node is None:
+            return pd.StringDtype()
+        _check(_is(node, "StringDtype") and 1 <= len(node.args) <= 2 and node.args[0] in ("python", "pyarrow")
+               and not node.built, "a malformed text dtype")
+        if len(node.args) == 1:
+            return pd.StringDtype(node.args[0])
+        na = node.args[1]
+        _check((type(na) is float and na != na) or (isinstance(na, Global) and na.name == "NA"), "a text dtype with an odd missing value")
+        return pd.StringDtype(node.args[0], na_value=np.nan if type(na) is float else pd.NA)
+
+    def arrow_strings(self, node: object) -> list[str | None]:
+        """Text of a pickled Arrow string array, decoded here: offsets and validity checked against the buffers."""
+        _check(_is(node, "_restore_array") and len(node.args) == 1 and isinstance(node.args[0], tuple)
+               and len(node.args[0]) == 7, "a malformed Arrow array")
+        typ, length, nulls, offset, buffers, children, dictionary = node.args[0]
+        _check(_is(typ, "type_for_alias") and len(typ.args) == 1 and typ.args[0] in ("string", "large_string"),
+               "an Arrow array that is not text")
+        _check(children == [] and dictionary is None and isinstance(buffers, list) and len(buffers) == 3,
+               "an Arrow text array with children or a dictionary")
+        n = self.int_(length, "an Arrow array length", 0, 1 << 40)
+        off = self.int_(offset, "an Arrow array offset", 0, 1 << 40)
+        self.int_(nulls, "an Arrow null count", -1, n + 1)
+        width = 8 if typ.args[0] == "large_string" else 4
+        raw_offsets = self.bytes_(buffers[1])
+        _check(len(raw_offsets) >= (off + n + 1) * width, "an Arrow text array with fewer offsets than values")
+        offsets = np.frombuffer(raw_offsets, dtype=f"<i{width}", count=off + n + 1)[off:].astype(np.int64)
+        data = self.bytes_(buffers[2]) if buffers[2] is not None else b""
+        _check(bool(np.all(np.diff(offsets) >= 0)) and (n == 0 or (offsets[0] >= 0 and offsets[-1] <= len(data))),
+               "an Arrow text array whose offsets run outside its data")
+        valid = np.ones(n, dtype=bool)
+        if buffers[0] is not None:
+            bits = np.frombuffer(self.bytes_(buffers[0]), dtype=np.uint8)
+            _check(len(bits) * 8 >= off + n, "an Arrow validity bitmap shorter than the array")
+            valid = np.unpackbits(bits, bitorder="little")[off:off + n].astype(bool)
+        self.charge(64 * n + len(data), "an Arrow text array")
+        try:
+            return [data[a:b].decode("utf-8") if ok else None
+                    for a, b, ok in zip(offsets[:-1].tolist(), offsets[1:].tolist(), valid.tolist())]
+        except UnicodeDecodeError:
+            raise _Bad("Arrow text that is not UTF-8") from None
+
+    def categories(self, node: object) -> tuple[Any, bool]:
+        _check(_is(node, "CategoricalDtype") and isinstance(node.state, dict), "a malformed categorical dtype")
+        ordered = node.state.get("ordered", node.state.get("_ordered", False))
+        _check(ordered in (True, False, None), "a categorical dtype with an odd 'ordered' flag")
+        return self.index(node.state.get("categories")), bool(ordered)
+
+    def tz_dtype(self, node: object) -> datetime.tzinfo:
+        _check(isinstance(node.state, dict), "a malformed time-zone dtype")  # type: ignore[union-attr]
+        unit = node.state.get("unit", "ns")  # type: ignore[union-attr]
+        _check(unit in _TIME_UNITS, "a time-zone dtype with an odd unit")
+        return self.tz(node.state.get("tz"))  # type: ignore[union-attr]
+
+    def tz(self, node: object) -> datetime.tzinfo:
+        import zoneinfo
+
+        if _is(node, "_UTC"):
+            return datetime.timezone.utc
+        if _is(node, "timezone") and len(node.args) == 1 and _is(node.args[0], "timedelta"):  # type: ignore[union-attr]
+            minutes = self.timedelta_(node.args[0]) / datetime.timedelta(minutes=1)  # type: ignore[union-attr]
+            _check(abs(minutes) < 24 * 60, "a time zone offset of a day or more")
+            return datetime.timezone(datetime.timedelta(minutes=minutes))
+        if _is(node, "_p", "ZoneInfo") and node.args and isinstance(node.args[0], str):  # type: ignore[union-attr]
+            key = node.args[0]  # type: ignore[union-attr]
+            try:
+                return zoneinfo.ZoneInfo(key)
+            except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+                raise _Bad(f"unknown time zone {shown(key)[:40]!r}") from None
+        raise _Bad(f"a time zone of type {_kind(node)}")
+
+    def timedelta_(self, node: object) -> datetime.timedelta:
+        _check(_is(node, "timedelta") and len(node.args) == 3 and not node.built, "a malformed timedelta")  # type: ignore[union-attr]
+        d, s, us = (self.int_(v, "a timedelta part", -(10**6), 10**6) for v in node.args)  # type: ignore[union-attr]
+        return datetime.timedelta(days=d, seconds=s, microseconds=us)
+
+    # ---------------------------------------------------------------- indexes
+    def index(self, node: object) -> Any:
+        import pandas as pd
+
+        if _is(node, "_new_DatetimeIndex"):
+            _check(len(node.args) == 2 and isinstance(node.args[1], dict), "a malformed DatetimeIndex")
+            d = node.args[1]
+            (values,) = self.column_values(d.get("data"))
+            freq = self.offset(d.get("freq"))
+            try:
+                return pd.DatetimeIndex(values, name=self.label(d.get("name")), freq=freq)
+            except ValueError as e:
+                raise _Bad(f"a DatetimeIndex whose dates do not follow its frequency ({shown(str(e))[:60]})") from None
+        _check(_is(node, "_new_Index") and len(node.args) == 2 and isinstance(node.args[1], dict),
+               f"an index expected, found {_kind(node)}")
+        cls, d = _name(node.args[0]), node.args[1]
+        name = self.label(d.get("name"))
+        if cls == "RangeIndex":
+            start, stop, step = (self.int_(d.get(k, dv), f"RangeIndex {k}", -(1 << 62), 1 << 62)
+                                 for k, dv in (("start", 0), ("stop", 0), ("step", 1)))
+            _check(step != 0, "a RangeIndex with step 0")
+            r = range(start, stop, step)
+            self.charge(8 * len(r), "a RangeIndex")
+            return pd.RangeIndex(start, stop, step, name=name)
+        if cls == "MultiIndex":
+            levels, codes, names = d.get("levels"), d.get("codes", d.get("labels")), d.get("names")
+            _check(isinstance(levels, list) and isinstance(codes, list) and isinstance(names, list)
+                   and len(levels) == len(codes) == len(names) >= 1, "a malformed MultiIndex")
+            codes_arr = [self.ndarray(c) for c in codes]
+            _check(all(c.ndim == 1 and c.dtype.kind == "i" for c in codes_arr), "MultiIndex codes that are not whole numbers")
+            try:
+                return pd.MultiIndex(levels=[self.index(lv) for lv in levels], codes=codes_arr,
+                                     names=[self.label(n) for n in names], verify_integrity=True)
+            except (ValueError, TypeError) as e:
+                raise _Bad(f"an inconsistent MultiIndex ({shown(str(e))[:60]})") from None
+        _check(cls in ("Index", "Int64Index", "UInt64Index", "Float64Index"), f"an index of kind {shown(cls)[:40]!r}")
+        (values,) = self.column_values(d.get("data"))
+        _check(getattr(values, "ndim", 1) == 1, "an index of 2 dimensions")
+        return pd.Index(values, name=name, copy=False)
+
+    def offset(self, node: object) -> Any:
+        import pandas as pd
+
+        if node is None:
+            return None
+        _check(_is(node, *_OFFSET_NAMES) and 2 <= len(node.args) <= 3 and not node.built, "a malformed date frequency")
+        n = self.int_(node.args[0], "a frequency multiple", -(10**6), 10**6)
+        _check(type(node.args[1]) is bool, "a malformed date frequency")
+        extra: dict[str, Any] = {}
+        if len(node.args) == 3:
+            if node.func.name == "Week":
+                _check(node.args[2] is None or node.args[2] in range(7), "a week frequency with an odd weekday")
+                extra["weekday"] = node.args[2]
+            elif node.func.name == "BusinessDay":
+                extra["offset"] = self.timedelta_(node.args[2])
+            else:
+                _check(type(node.args[2]) is int and 1 <= node.args[2] <= 12, "a malformed date frequency")
+                extra["startingMonth" if "Quarter" in node.func.name else "month"] = node.args[2]
+        return getattr(pd.offsets, node.func.name)(n, node.args[1], **extra)
+
+    # ---------------------------------------------------------------- the frame
+    def frame(self, root: object) -> Any:
+        import pandas as pd
+
+        if isinstance(root, Global):
+            raise _Bad(f"the class {root.dotted} itself, not a table (type)")
+        _check(_is(root, "DataFrame"), f"the pickle holds a {_kind(root)}, expected a pandas DataFrame")
+        st = root.state  # type: ignore[union-attr]
+        _check(root.args == () and isinstance(st, dict), "a DataFrame with malformed state")  # type: ignore[union-attr]
+        mgr = st.get("_mgr", st.get("_data"))
+        _check(_is(mgr, "BlockManager") and len(mgr.args) == 2 and not mgr.built, "a DataFrame without a block manager")
+        blocks, axes = mgr.args
+        _check(isinstance(blocks, tuple) and isinstance(axes, list) and len(axes) == 2, "a malformed block manager")
+        columns, index = self.index(axes[0]), self.index(axes[1])
+        _check(not isinstance(columns, pd.MultiIndex), "a DataFrame with several levels of column names")
+        for c in columns:
+            self.label(c.item() if isinstance(c, np.integer) else c)
+        placed: list[Any] = [None] * len(columns)
+        for b in blocks:
+            _check(_is(b, "_unpickle_block") and len(b.args) == 3 and b.args[2] == 2 and not b.built, "a malformed block")
+            values = self.column_values(b.args[0])
+            where = self.placement(b.args[1], len(columns))
+            _check(len(where) == len(values), f"a block of {len(values)} columns placed at {len(where)} positions")
+            for i, v in zip(where, values):
+                _check(placed[i] is None, f"two blocks placed at column {i}")
+                _check(len(v) == len(index), f"a column of {len(v)} values beside an index of {len(index)}")
+                self.charge(8 * len(v), "a column")
+                placed[i] = v
+        _check(all(v is not None for v in placed), "a column without values (block placements miss a column)")
+        # as Series of their own dtype: pandas would otherwise turn an object column of text into its str dtype
+        series = {i: pd.Series(v, index=index, dtype=v.dtype, copy=False) for i, v in enumerate(placed)}
+        df = pd.DataFrame(series, index=index) if series else pd.DataFrame(index=index)
+        df.columns = columns
+        return df
+
+    def placement(self, node: object, ncols: int) -> list[int]:
+        if _is(node, "slice"):
+            _check(len(node.args) == 3 and not node.built, "a malformed block placement")  # type: ignore[union-attr]
+            start, stop, step = (self.int_(v, "a block placement", -(1 << 40), 1 << 40) if v is not None else None
+                                 for v in node.args)  # type: ignore[union-attr]
+            _check(start is not None and 0 <= start and stop is not None and stop <= ncols and (step or 1) > 0,
+                   f"a block placement outside the {ncols} columns")
+            return list(range(start, stop, step or 1))  # type: ignore[arg-type]
+        arr = self.ndarray(node)
+        _check(arr.ndim == 1 and arr.dtype.kind == "i", "a block placement that is not whole numbers")
+        out = arr.tolist()
+        _check(all(0 <= i < ncols for i in out), f"a block placement outside the {ncols} columns")
+        return out
+
+
+def _kind(v: object) -> str:
+    if isinstance(v, Call):
+        names = {"_reconstruct": "ndarray", "_frombuffer": "ndarray", "_new_Index": "Index", "_new_DatetimeIndex": "Index"}
+        return names.get(v.func.name, shown(v.func.name)[:40])
+    if isinstance(v, Global):
+        return f"class {shown(v.dotted)[:60]}"
+    return type(v).__name__
 
 
 def load_dataframe(path: Path) -> Any:
-    """Load a pickled pandas DataFrame from ``path``, refusing any pickle that names other code."""
-    import pandas as pd
-
+    """Load a pickled pandas DataFrame from ``path``: nothing in it runs, every piece is checked."""
     try:
         raw = path.read_bytes()
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    fix = "expected a pickled pandas DataFrame of numbers, text and dates; re-save the table as Parquet or CSV"
     try:
-        # a damaged pickle can make CPython print an unraisable error while the half-built objects are freed
-        # (e.g. "deallocated bytearray object has exported buffers"): keep stderr to the one-line error
-        with contextlib.redirect_stderr(io.StringIO()):
-            obj = _load_quietly(raw)
-    except _Refused as e:
+        return _Builder(len(raw)).frame(pickleops.read(raw, ALLOWED))
+    except Refused as e:
         raise DataError(
             f"{path}: refused to load: the pickle asks to run '{shown(e)}', which is not part of a pandas DataFrame "
             f"(a pickle can run code; re-save the data as Parquet or CSV)"
         ) from None
-    except Exception as e:  # corrupt pickles raise many kinds of errors
-        raise DataError(
-            f"{path}: not a readable pickle ({type(e).__name__}: {shown(str(e)[:80])}); expected a pickled pandas DataFrame"
-        ) from None
-    if not isinstance(obj, pd.DataFrame):
-        raise DataError(f"{path}: the pickle holds a {type(obj).__name__}, expected a pandas DataFrame")
-    return obj
+    except (Invalid, RecursionError) as e:
+        raise DataError(f"{path}: not a readable pickle ({shown(e)}); {fix}") from None
+    except _Bad as e:
+        msg = str(e)
+        if msg.startswith("the pickle holds"):
+            raise DataError(f"{path}: {shown(msg)}") from None
+        raise DataError(f"{path}: not a readable pickle ({shown(msg)}); {fix}") from None
+    except (ValueError, TypeError, OverflowError) as e:  # a public constructor refused a checked piece
+        raise DataError(f"{path}: not a readable pickle ({type(e).__name__}: {shown(str(e)[:80])}); {fix}") from None
