@@ -10,6 +10,8 @@ depend on the library versions or on training, such as a parser's wording or a c
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import pickle
 import re
@@ -214,10 +216,54 @@ def _empty_folder(tmp: Path, trained: Path) -> dict[str, str]:
 @setup("cli-unknown-user", "cli-unknown-item", "cli-empty-history", "cli-user-and-history", "cli-nothing-to-recommend",
        "cli-k-zero", "cli-k-too-large", "cli-all-users-without-output", "cli-output-bad-suffix", "cli-split-bogus",
        "cli-prune-keep-zero", "cli-train-again", "cli-unknown-run", "cli-checkpoints-unknown-run",
-       "cli-bad-algorithm-option", "cli-negative-diversity", "ckpt-missing-file", "ckpt-not-a-checkpoint")
+       "cli-bad-algorithm-option", "cli-negative-diversity", "ckpt-missing-file", "ckpt-not-a-checkpoint",
+       "cli-run-traversal", "cli-run-empty", "cli-train-run-escape")
 def _trained(tmp: Path, trained: Path) -> dict[str, str]:
     _trained_copy(tmp, trained)
     _write(tmp / "notes.txt", "not a checkpoint\n")
+    _sidecar(tmp / "notes.txt")  # a verified sidecar, so only the loader itself stands in the way
+    return {"cfg": str(tmp / "whatnext.toml")}
+
+
+def _sidecar(pt: Path, **fields: object) -> None:
+    """A sidecar beside ``pt`` whose checksum matches, with ``fields`` changed."""
+    data = pt.read_bytes()
+    meta = {"file": pt.name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "step": 1, "time": 0.0,
+            "metrics": {}, "format_version": checkpoints.FORMAT_VERSION, **fields}
+    _write(pt.with_suffix(".json"), json.dumps(meta))
+
+
+# damaged sidecars of checkpoint 12 of the trained project
+SIDECARS: dict[str, str | None] = {
+    "ckpt-no-sidecar": None, "ckpt-sidecar-list": "[1, 2, 3]", "ckpt-sidecar-bad-time": "1e300", "ckpt-sidecar-other-step": "6",
+}
+
+
+@setup(*SIDECARS, "ckpt-run-without-sidecars")
+def _damaged_sidecar(tmp: Path, trained: Path) -> dict[str, str]:
+    _trained_copy(tmp, trained)
+    run = tmp / "models" / "default"
+    side = run / "ckpt-00000012.json"
+    if tmp.name == "ckpt-run-without-sidecars":
+        for p in run.glob("ckpt-*.json"):
+            p.unlink()
+    elif tmp.name == "ckpt-no-sidecar":
+        side.unlink()
+    elif tmp.name == "ckpt-sidecar-list":
+        side.write_text("[1, 2, 3]")
+    else:
+        meta = json.loads(side.read_text())
+        meta["time" if tmp.name == "ckpt-sidecar-bad-time" else "step"] = json.loads(SIDECARS[tmp.name] or "null")
+        side.write_text(json.dumps(meta))
+    return {"cfg": str(tmp / "whatnext.toml")}
+
+
+@setup("config-run-dotdot")
+def _run_dotdot(tmp: Path, trained: Path) -> dict[str, str]:
+    _trained_copy(tmp, trained)
+    text = (tmp / "whatnext.toml").read_text()
+    assert "[paths]\n" in text
+    (tmp / "whatnext.toml").write_text(text.replace("[paths]\n", '[paths]\nrun = ".."\n'))
     return {"cfg": str(tmp / "whatnext.toml")}
 
 
@@ -282,6 +328,7 @@ def _malicious_checkpoint(tmp: Path, trained: Path) -> dict[str, str]:
     _trained_copy(tmp, trained)
     pt = tmp / "gift.pt"
     torch.save({"format_version": checkpoints.FORMAT_VERSION, "step": 1, "actor": _Evil(tmp / "pwned")}, pt)
+    _sidecar(pt)  # a verified sidecar, so only the loader itself stands in the way
     return {"cfg": str(tmp / "whatnext.toml")}
 
 
