@@ -188,3 +188,78 @@ def test_the_dataframe_class_itself_is_not_data(tmp_path: Path) -> None:
     with pytest.raises(DataError) as e:
         load_dataframe(p)
     assert "type" in one_line_error(e.value)
+
+
+# ---------------------------------------------------------------- pickles written by older pandas, and round trips
+
+LEGACY = Path(__file__).resolve().parent / "legacy_pickles"
+
+
+def _recipes() -> dict[str, object]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_legacy_pickles", LEGACY / "make_legacy_pickles.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.RECIPES
+
+
+LEGACY_FILES = sorted(p.name for p in LEGACY.glob("*.pk"))
+
+
+def test_the_legacy_corpus_covers_pandas_1_and_2_and_protocols_2_to_5() -> None:
+    assert {f.split("-")[0] for f in LEGACY_FILES} == {"pandas1.5", "pandas2.2"}
+    assert {f.split("-")[-1] for f in LEGACY_FILES} == {"p2.pk", "p3.pk", "p4.pk", "p5.pk"}
+    assert {f.split("-")[1] for f in LEGACY_FILES} == set(_recipes())
+
+
+@pytest.mark.parametrize("name", LEGACY_FILES)
+def test_pickles_written_by_older_pandas_load_as_the_same_table(name: str) -> None:
+    """Old pandas wrote text as object columns: the loader keeps what the file says, with the same values."""
+    df = load_dataframe(LEGACY / name)
+    expected = _recipes()[name.split("-")[1]]()  # type: ignore[operator]
+    pd.testing.assert_frame_equal(df, expected, check_dtype=False, check_index_type=False, check_column_type=False)
+    kinds = {c: df[c].dtype.kind for c in ("timestamp", "energy", "tempo", "liked", "when") if c in df}
+    assert kinds == {"timestamp": "i", "energy": "f", "tempo": "i", "liked": "b", "when": "M"}
+    if "user_id" in df:
+        assert df["user_id"].dtype == object and all(type(v) is str for v in df["user_id"])
+    if "extras" in name:
+        assert isinstance(df["genre"].dtype, pd.CategoricalDtype) and str(df["when_utc"].dt.tz) == "UTC"
+        assert str(df["plays"].dtype) == "Int64" and df["note"][1] is None
+
+
+def _roundtrip_frames() -> dict[str, pd.DataFrame]:
+    n = 6
+    base = pd.DataFrame({"user_id": [f"u{i % 3}" for i in range(n)], "item_id": [f"s{i}" for i in range(n)],
+                         "timestamp": np.arange(n, dtype=np.int64) * 10})
+    frames = {
+        "ints": base.assign(i8=np.arange(n, dtype=np.int8), u16=np.arange(n, dtype=np.uint16),
+                            i32=np.arange(n, dtype=np.int32)),
+        "floats": base.assign(f4=np.linspace(0, 1, n, dtype=np.float32), f8=[0.5, np.nan, np.inf, -1.0, 2.0, 3.0]),
+        "bools": base.assign(flag=np.arange(n) % 2 == 0),
+        "object text": base.astype({"user_id": object, "item_id": object}),
+        "str text with gaps": base.assign(title=pd.array(["a", None, "ç", "", "e", "f"], dtype="str")),
+        "python strings": base.assign(title=pd.array(["a", None, "c", "d", "e", "f"], dtype=pd.StringDtype("python"))),
+        "dates": base.assign(when=pd.to_datetime(base["timestamp"], unit="s"),
+                             when_ns=pd.to_datetime(base["timestamp"], unit="s").astype("datetime64[ns]")),
+        "text index": base.set_index("item_id"),
+        "int index": base.iloc[::2],
+        "empty": base.iloc[:0],
+        "no columns": pd.DataFrame(index=pd.RangeIndex(3)),
+        "int column names": pd.DataFrame(np.arange(12.0).reshape(4, 3)),
+        "duplicate column names": pd.DataFrame([[1, 2], [3, 4]], columns=["a", "a"]),
+    }
+    return frames
+
+
+ROUNDTRIP = list(_roundtrip_frames())
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+@pytest.mark.parametrize("which", ROUNDTRIP)
+def test_to_pickle_round_trips(tmp_path: Path, which: str, protocol: int) -> None:
+    df = _roundtrip_frames()[which]
+    p = tmp_path / "clean.pk"
+    df.to_pickle(p, protocol=protocol)
+    pd.testing.assert_frame_equal(load_dataframe(p), df)

@@ -331,7 +331,11 @@ class _Builder:
             _check(len(node.args) == 2 and isinstance(node.args[1], dict), "a malformed DatetimeIndex")
             d = node.args[1]
             (values,) = self.column_values(d.get("data"))
-            freq = self.offset(d.get("freq"))
+            freq = d.get("freq")
+            attrs = d["data"].state[-1] if _is(d.get("data"), "__pyx_unpickle_NDArrayBacked") else None
+            if freq is None and isinstance(attrs, dict):  # pandas before 3 kept it on the array
+                freq = attrs.get("_freq")
+            freq = self.offset(freq)
             try:
                 return pd.DatetimeIndex(values, name=self.label(d.get("name")), freq=freq)
             except ValueError as e:
