@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from whatnext.config import LEGACY_NAME, TOML_NAME, Config, load_config, to_toml
+from whatnext.config.schema import check_against_catalogue
 from whatnext.errors import OutputExistsError, TrainingError, WhatnextError
 from whatnext.evaluation.validation import RERANK_GRID  # noqa: F401  (RERANK_GRID: part of the API)
 from whatnext.evaluation.validation import validator as _validator
@@ -118,6 +119,7 @@ def train(config: str | Path | None = None, overrides: dict[str, Any] | None = N
 
     cfg = config_for(config, overrides)
     ds = load_dataset(cfg)
+    check_against_catalogue(cfg, len(ds.catalogue))  # validation ranks max(eval.ks) items
     try:
         summary = train_loop(cfg, ds, resume=resume, callback=callback, evaluator=_validator(cfg, ds), force=force)
     except OSError as e:  # the metrics log or a legacy export on a full disk or a read-only folder
@@ -174,6 +176,9 @@ def recommend(config: str | Path | None = None, overrides: dict[str, Any] | None
             raise ConfigError(f"--output {out_path}: expected a .parquet or .csv file name")
         if out_path.exists() and not force:
             raise OutputExistsError(f"{out_path}: already exists, not overwritten; pass --force to replace it")
+        blocked = next((p for p in out_path.parents if p.exists() and not p.is_dir()), None)
+        if blocked is not None:
+            raise ConfigError(f"--output {out_path}: {blocked} is a file, not a folder; choose an --output in a folder")
     if k < 1:
         raise ConfigError(f"-k is {k}, expected an integer >= 1")
     cfg = config_for(config, overrides)
@@ -368,6 +373,7 @@ def evaluate(config: str | Path | None = None, overrides: dict[str, Any] | None 
         over["eval.include_seen"] = include_seen
     cfg = config_for(config, over)
     ds = load_dataset(cfg)
+    check_against_catalogue(cfg, len(ds.catalogue))
     agent, pt = load_agent(cfg, ds, run, checkpoint)
     emb = agent.diversity_space()[0]  # the space ILD is reported in
     sigma = rewards.population_sigma(ds.histories, emb)  # once, shared by every row

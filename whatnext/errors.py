@@ -68,3 +68,22 @@ EXIT_CODES: dict[int, str] = {
     7: "training failed (NaN/inf loss, run locked, disk full or not writable)",
     130: "interrupted by Ctrl-C (a checkpoint was saved; resume with --resume)",
 }
+
+
+def file_kind(path: object) -> str | None:
+    """None for a regular file, else what ``path`` is ("a FIFO (named pipe)", "a character device", "a folder"...).
+
+    Checked before a file is opened: a FIFO blocks the reader and a device such as /dev/zero never ends, so only
+    regular files are read as configs, data files and checkpoints. FileNotFoundError (an OSError) when it is missing.
+    """
+    import os
+    import stat
+
+    mode = os.stat(path).st_mode  # type: ignore[arg-type]
+    if stat.S_ISREG(mode):
+        return None
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "a special file"

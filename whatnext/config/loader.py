@@ -13,15 +13,29 @@ from typing import Any
 from whatnext.config.legacy import legacy_line, parse_setup
 from whatnext.config.schema import Config, location, set_value, shown
 from whatnext.config.toml import parse_toml, toml_line
-from whatnext.errors import ConfigError
+from whatnext.errors import ConfigError, file_kind
 
 # ---------------------------------------------------------------- files
 
+#: The largest config file read (a whatnext.toml with every key is about 5 KB).
+MAX_CONFIG_BYTES = 1024 * 1024
+
 
 def read_text(path: Path) -> str:
-    """Read a config file as UTF-8 text with one-line errors for missing, binary and non-UTF-8 files."""
+    """Read a config file as UTF-8 text with one-line errors for missing, binary and non-UTF-8 files.
+
+    Only a regular file of at most :data:`MAX_CONFIG_BYTES` is read: a FIFO would block and a
+    device such as /dev/zero would never end.
+    """
     try:
-        raw = path.read_bytes()
+        kind = file_kind(path)
+        if kind is not None and kind != "a folder":  # a folder: the IsADirectoryError below says so
+            raise ConfigError(f"{path}: is {kind}, not a regular file; expected a config file (whatnext.toml or setup.txt)")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024 // 1024} MiB, the most a config file may hold; "
+                              f"is it the right file? (whatnext init writes one of about 5 KB)")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found; create one with 'whatnext init'") from None
     except IsADirectoryError:

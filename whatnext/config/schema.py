@@ -290,14 +290,63 @@ def set_value(
     setattr(getattr(cfg, section), key, coerced)
 
 
-_POSITIVE_INT = {
-    ("train", "epochs"): 0, ("train", "samples"): 0, ("train", "batch_size"): 1,
-    ("model", "hidden_size"): 1, ("model", "num_layers"): 1, ("model", "window"): 1,
-    ("model", "embedding_dim"): 1, ("train", "checkpoint_every"): 1, ("train", "keep_last"): 1,
-    ("train", "seed"): 0,  # numpy's default_rng refuses negative seeds
-    ("train", "threads"): 0, ("train", "patience"): 0, ("model", "rerank"): 0,
-    ("recommend", "diversity_pool"): 1,
+#: The one table of bounds: (section, key) -> (lowest, highest) for every size-like, counted or
+#: scaling value, checked whichever way a value arrives (file, command line, checkpoint) before
+#: anything is allocated; README's config reference lists it. Bounds relative to the catalogue
+#: are applied where the data is known (:func:`check_against_catalogue`; the agent clips
+#: ``model.rerank`` and ``recommend.diversity_pool`` to the catalogue size).
+BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
+    ("model", "hidden_size"): (1, 8192),
+    ("model", "num_layers"): (1, 16),
+    ("model", "window"): (1, 10_000),
+    ("model", "embedding_dim"): (1, 8192),
+    ("model", "rerank"): (0, 100_000),
+    ("model", "rerank_weight"): (0, 1000),
+    ("train", "epochs"): (0, 100_000),
+    ("train", "samples"): (0, 10**12),
+    ("train", "batch_size"): (1, 4096),
+    ("train", "seed"): (0, 2**63 - 1),  # numpy's default_rng refuses negative seeds, torch's above 2**64
+    ("train", "checkpoint_every"): (1, 10**9),
+    ("train", "patience"): (0, 1_000_000),
+    ("train", "keep_last"): (1, 10_000),
+    ("train", "threads"): (0, 1024),
+    ("eval", "ks"): (1, 100_000),  # each cut-off; at most MAX_CUTOFFS of them
+    ("recommend", "diversity"): (0, 1000),
+    ("recommend", "diversity_pool"): (1, 100_000),
 }
+#: How many cut-offs ``eval.ks`` may list.
+MAX_CUTOFFS = 100
+
+
+def _check_bounds(section: str, key: str, value: Any, where: str) -> None:
+    bounds = BOUNDS.get((section, key))
+    if bounds is None:
+        return
+    low, high = bounds
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if isinstance(v, int) and v < low:
+            raise ConfigError(f"{where}: key '{section}.{key}' is {value}, expected an integer >= {low}")
+        if v > high:  # the low end of the float keys is checked below, with their own wording
+            kind = "an integer" if isinstance(v, int) else "a number"
+            raise ConfigError(
+                f"{where}: key '{section}.{key}' is {value}, above the largest allowed ({high}); "
+                f"use {kind} from {low} to {high}"
+            )
+
+
+def check_against_catalogue(cfg: Config, n_items: int) -> None:
+    """The bounds that depend on the data: every ``eval.ks`` cut-off at most the catalogue size.
+
+    (``model.rerank`` and ``recommend.diversity_pool`` larger than the catalogue mean the
+    whole catalogue and are clipped where they are used.)
+    """
+    too_big = [k for k in cfg.eval.ks if k > n_items]
+    if too_big:
+        raise ConfigError(
+            f"{location(cfg.source, None)}: key 'eval.ks' holds {too_big[0]} but the catalogue has only {n_items} items; "
+            f"use cut-offs of at most {n_items}"
+        )
 
 
 def _check_value(section: str, key: str, value: Any, where: str) -> None:
@@ -309,8 +358,7 @@ def _check_value(section: str, key: str, value: Any, where: str) -> None:
         raise ConfigError(
             f"{where}: key 'model.name' is {value!r}{did_you_mean(value, MODEL_NAMES)}, expected a known model: {', '.join(MODEL_NAMES)}"
         )
-    if (section, key) in _POSITIVE_INT and value < _POSITIVE_INT[(section, key)]:
-        raise ConfigError(f"{where}: key '{section}.{key}' is {value}, expected an integer >= {_POSITIVE_INT[(section, key)]}")
+    _check_bounds(section, key, value, where)
     if section == "train" and key in ("actor_lr", "critic_lr") and not value > 0:
         raise ConfigError(f"{where}: key 'train.{key}' is {value}, expected a number > 0")
     if (section, key) == ("data", "encoding"):
@@ -341,5 +389,5 @@ def _check_value(section: str, key: str, value: Any, where: str) -> None:
         problem = run_name_problem(value)
         if problem is not None:
             raise ConfigError(f"{where}: key 'paths.run' is {value!r}, {problem}; expected {RUN_NAME_RULE}")
-    if (section, key) == ("eval", "ks") and (not value or any(k < 1 for k in value)):
-        raise ConfigError(f"{where}: key 'eval.ks' is {value}, expected a non-empty list of integers >= 1")
+    if (section, key) == ("eval", "ks") and not 1 <= len(value) <= MAX_CUTOFFS:
+        raise ConfigError(f"{where}: key 'eval.ks' holds {len(value)} cut-offs, expected 1 to {MAX_CUTOFFS} integers >= 1")

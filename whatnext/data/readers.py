@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from whatnext.config import DataConfig, shown
-from whatnext.errors import DataError
+from whatnext.errors import DataError, file_kind
 
 DELIMITERS = ",\t;| "
 MOVIELENS_DATA_COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
@@ -57,6 +57,9 @@ def read_table(path: Path, cfg: DataConfig, *, items: bool = False) -> pd.DataFr
         raise DataError(f"{path}: file not found; check data.{'items_path' if items else 'path'} in the config")
     if path.is_dir():
         raise DataError(f"{path}: is a folder, expected a data file")
+    kind = file_kind(path)  # a FIFO would block the reader, a device such as /dev/zero never ends
+    if kind is not None:
+        raise DataError(f"{path}: is {kind}, not a regular file; expected a data file")
     fmt = detect_format(path, "auto" if items else cfg.format)
     if fmt == "parquet":
         return _read_parquet(path)

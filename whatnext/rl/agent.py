@@ -167,12 +167,16 @@ class Agent:
     def score_candidates(self, histories: Sequence[np.ndarray], exclude: Sequence[np.ndarray] | None,
                          pool: int) -> Scored:
         """The max(pool, model.rerank) items nearest each history's proto-action (plus, when
-        re-ranking, the last item's top successors) with their actor and critic scores."""
+        re-ranking, the last item's top successors) with their actor and critic scores.
+
+        A pool or re-rank slate larger than the catalogue means the whole catalogue: the slate is
+        never wider than the catalogue (the extra columns would only be padding)."""
         self.item_vectors()
-        m = self.cfg.model.rerank
+        n = len(self.state.catalogue)
+        m = min(self.cfg.model.rerank, n)
         inputs, lengths = pad_histories(histories, self.cfg.model.window)
         proto = self.predict(inputs, lengths)
-        i, d = self.state.nearest(proto, max(pool, m, 1), exclude)
+        i, d = self.state.nearest(proto, min(max(pool, m, 1), n), exclude)
         log_q = None
         if m:
             i, d = self._add_successors(inputs, lengths, proto, i, d, exclude)

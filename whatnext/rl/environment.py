@@ -24,6 +24,7 @@ from whatnext import checkpoints
 from whatnext.config import Config
 from whatnext.data import PAD, Dataset
 from whatnext.errors import CheckpointError, ConfigError, OutputExistsError, TrainingError
+from whatnext.rl import payload as payload_checks
 from whatnext.rl.agent import Agent
 from whatnext.rl.algorithms import positions_for, steps_per_epoch
 from whatnext.rl.batch import Batch, make_batch
@@ -218,18 +219,23 @@ def _checkpoint(agent: Agent, cfg: Config, run_dir: Path, step: int, epoch: int,
 
 
 def restore(agent: Agent, payload: dict[str, Any], *, optimisers: bool = False) -> None:
-    """Load a checkpoint's weights (and optimiser states) into ``agent``; refuse other data."""
-    fp = agent.state.catalogue.fingerprint()
-    if payload.get("fingerprint") != fp:
+    """Load a checkpoint's weights (and optimiser states) into ``agent``; refuse other data and
+    anything malformed (:mod:`whatnext.rl.payload`) with a CheckpointError."""
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"the checkpoint holds {payload_checks.kind(payload)}, expected a table; train a new run")
+    payload_checks.check_fingerprint(payload, agent.state.catalogue.fingerprint())
+    cat = agent.state.catalogue
+    args = payload_checks.check_model_args(payload, len(cat), len(cat.feature_names))
+    if args != agent.args:
         raise CheckpointError(
-            f"the checkpoint was trained on another catalogue (fingerprint {payload.get('fingerprint')}, the data has {fp}); "
-            f"use the data it was trained on or train a new run"
-        )
-    if payload.get("model_args") != agent.args:
-        raise CheckpointError(
-            f"the checkpoint's model {payload.get('model_args')} differs from the config's {agent.args}; "
+            f"the checkpoint's model {args} differs from the config's {agent.args}; "
             f"use the same model settings or train a new run"
         )
+    for part, module in (("actor", agent.actor), ("critic", agent.critic)):
+        payload_checks.check_weights(part, payload.get(part), module.state_dict())
+    tuned = payload_checks.tuned_values(payload, agent.cfg.model.rerank_weight)
+    if optimisers:
+        payload_checks.check_resume_fields(payload)
     try:
         agent.actor.load_state_dict(payload["actor"])
         agent.critic.load_state_dict(payload["critic"])
@@ -241,12 +247,10 @@ def restore(agent: Agent, payload: dict[str, Any], *, optimisers: bool = False) 
         ) from None
     if optimisers:
         assert agent.actor_opt is not None and agent.critic_opt is not None
-        agent.actor_opt.load_state_dict(payload["actor_opt"])
-        agent.critic_opt.load_state_dict(payload["critic_opt"])
-    agent.rerank_weight = float(payload.get("rerank_weight", agent.cfg.model.rerank_weight))
-    agent.rerank_weight_seen = float(payload.get("rerank_weight_seen", agent.rerank_weight))
-    agent.score_scale = float(payload.get("score_scale", 1.0))
-    agent.score_scale_seen = float(payload.get("score_scale_seen", agent.score_scale))
+        payload_checks.load_optimiser("actor_opt", agent.actor_opt, payload)
+        payload_checks.load_optimiser("critic_opt", agent.critic_opt, payload)
+    agent.rerank_weight, agent.rerank_weight_seen = tuned["rerank_weight"], tuned["rerank_weight_seen"]
+    agent.score_scale, agent.score_scale_seen = tuned["score_scale"], tuned["score_scale_seen"]
     agent._vectors = agent._div_space = None
 
 
@@ -288,18 +292,22 @@ def load_legacy(cfg: Config, dataset: Dataset) -> Agent:
 
 
 def agent_from_payload(cfg: Config, dataset: Dataset, payload: dict[str, Any]) -> Agent:
-    """An inference-ready Agent rebuilt from a checkpoint (its model section and constructor args)."""
-    from whatnext.config import set_value
+    """An inference-ready Agent rebuilt from a checkpoint (its architecture and training-time model settings).
 
-    saved = payload.get("config", {})
-    for key, value in saved.get("model", {}).items():
-        try:
-            set_value(cfg, "model", key, value)
-        except ConfigError:
-            pass
-    if payload.get("model_name") is not None:
-        cfg.model.name = payload["model_name"]
-    agent = Agent(State(dataset), cfg, args=dict(payload["model_args"]), init_items=False)  # weights come next
+    Everything is checked before a tensor is built: the carried config values and ``model_args``
+    against the bounds and the catalogue, then the weights' shapes against the model built on
+    the meta device (no memory). Problems are CheckpointErrors.
+    """
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"the checkpoint holds {payload_checks.kind(payload)}, expected a table; train a new run")
+    payload_checks.apply_carried_config(cfg, payload)
+    cat = dataset.catalogue
+    payload_checks.check_fingerprint(payload, cat.fingerprint())
+    args = payload_checks.check_model_args(payload, len(cat), len(cat.feature_names))
+    actor_shapes, critic_shapes = payload_checks.expected_shapes(cfg.model.name, args)
+    payload_checks.check_weights("actor", payload.get("actor"), actor_shapes)
+    payload_checks.check_weights("critic", payload.get("critic"), critic_shapes)
+    agent = Agent(State(dataset), cfg, args=args, init_items=False)  # weights come next
     restore(agent, payload)
     agent.ready()
     return agent
