@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+import types
 import typing
 from dataclasses import fields
 from pathlib import Path
@@ -186,6 +187,10 @@ def _other_value(section: str, key: str, tp: Any, default: Any) -> Any:
         return {REWARD_NAMES[-1]: 0.25}
     if (section, key) == ("data", "encoding"):  # must name a real codec
         return "latin-1" if default != "latin-1" else "utf-16"
+    if (section, key) == ("data", "decimal"):  # a decimal mark: '.', ',' or empty
+        return ","
+    if isinstance(tp, types.UnionType):  # str | list[str]: a list, the form the default is not
+        return ["A b", 'odd "name"', key]
     if tp is bool:
         return not default
     if tp is int:

@@ -358,8 +358,13 @@ def test_conflicting_features_in_long_table(tmp_path: Path) -> None:
     df = long_frame()
     df.loc[3, "tempo"] = 101.0  # s2 is 100.0 in row 2 and 101.0 in row 3
     p = frame_to(tmp_path / "e.csv", df)
-    msg = _data_error(p)
-    assert "'s2'" in msg and "'tempo'" in msg and "conflicting" in msg
+    msg = _data_error(p, feature_cols=["energy", "tempo"])  # listed: a real conflict
+    assert "'s2'" in msg and "'tempo'" in msg and "conflicting" in msg and "100 in one row and 101 in another" in msg
+    # not listed: a column that varies within an item is an event attribute, left out and said so
+    ds = load(p)
+    assert ds.catalogue.feature_names == ["energy"]
+    assert ds.report["unused_columns"] == [{"column": "tempo", "reason": ds.report["unused_columns"][0]["reason"]}]
+    assert "several values for one item (1 items)" in ds.report["unused_columns"][0]["reason"]
 
 
 def test_conflicting_features_in_item_table(tmp_path: Path) -> None:

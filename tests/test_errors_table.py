@@ -163,8 +163,27 @@ DATA_FILES: dict[str, dict[str, str | bytes]] = {
     "data-too-few-events": {"events.csv": "user_id,item_id,timestamp\n" + "".join(
         f"u{u},s{(u + t) % 3 + 1},{t}\n" for u in range(5) for t in range(3)), "items.csv": GOOD_ITEMS},
     "data-unknown-encoding": {"events.csv": "user_id,item_id,timestamp\nu1,s1,1\n"},
+    "data-ambiguous-dates": {"events.csv": "user_id,item_id,timestamp\nu1,s1,01/04/2024\nu1,s2,02/04/2024\n"},
+    "data-mixed-date-orders": {"events.csv": "user_id,item_id,timestamp\nu1,s1,31/03/2024\nu1,s2,03/31/2024\n"},
+    "data-impossible-date": {"events.csv": "user_id,item_id,timestamp\nu1,s1,30/01/2024\nu1,s2,31/02/2024\n"},
+    "data-time-format-mismatch": {"events.csv": "user_id,item_id,timestamp\nu1,s1,01/04/2024\nu1,s2,2024-04-01\n"},
+    "data-multi-value-missing-column": {"events.csv": "user_id,item_id,timestamp\nu1,s1,1\n"},
+    "data-items-id-col-missing": {"events.csv": "user_id,item_id,timestamp\nu1,s1,1\n",
+                                  "items.csv": "song,energy\ns1,0.1\n"},
+    "data-composite-key-clash": {"events.csv": "user_id,artist,title,timestamp\nu1,A - B,C,1\nu1,A,B - C,2\n"},
+    "data-bad-decimal": {"events.csv": "user_id,item_id,timestamp\nu1,s1,1\n"},
+    "data-bad-feature-cols": {"events.csv": "user_id,item_id,timestamp\nu1,s1,1\n"},
 }
-DATA_CONFIG_EXTRA = {"data-unknown-encoding": 'encoding = "klingon"\n'}
+DATA_CONFIG_EXTRA = {
+    "data-unknown-encoding": 'encoding = "klingon"\n',
+    "data-conflicting-features": 'feature_cols = ["energy"]\n',  # listed: unlisted varying columns are left out
+    "data-time-format-mismatch": 'time_format = "%d/%m/%Y"\n',
+    "data-multi-value-missing-column": 'multi_value_cols = ["genres"]\n',
+    "data-items-id-col-missing": 'items_id_col = "id"\n',
+    "data-composite-key-clash": 'item_col = ["artist", "title"]\n',
+    "data-bad-decimal": 'decimal = ";"\n',
+    "data-bad-feature-cols": 'feature_cols = "all"\n',
+}
 
 
 @setup(*DATA_FILES)
@@ -319,6 +338,15 @@ def _other_data(tmp: Path, trained: Path) -> dict[str, str]:
     _trained_copy(tmp, trained)
     items = pd.read_csv(tmp / "items.csv")
     items.loc[items["item_id"] == 5, "f1"] = 0.123456
+    items.to_csv(tmp / "items.csv", index=False)
+    return {"cfg": str(tmp / "whatnext.toml")}
+
+
+@setup("ckpt-other-features")
+def _other_features(tmp: Path, trained: Path) -> dict[str, str]:
+    _trained_copy(tmp, trained)
+    items = pd.read_csv(tmp / "items.csv")
+    items["f3"] = items["f0"] * 2  # a checkpoint for three features meets four
     items.to_csv(tmp / "items.csv", index=False)
     return {"cfg": str(tmp / "whatnext.toml")}
 

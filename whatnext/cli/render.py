@@ -28,7 +28,8 @@ def render_inspect(con: Console, r: dict[str, Any]) -> None:
     rows = [
         ("users", r["users"]), ("items", f"{r['items']} ({r['items_played']} played, {ep['never_played']} never)"),
         ("events", r["events"]),
-        ("time", f"{tm['first']} .. {tm['last']}" + (f" ({tm['span_days']} days)" if tm["span_days"] is not None else "")),
+        ("time", f"{tm['first']} .. {tm['last']}" + (f" ({tm['span_days']} days)" if tm["span_days"] is not None else "")
+                 + (f"; unix {tm['unit']}" if tm.get("unit") else "") + (f"; read as {tm['format']}" if tm.get("format") else "")),
         ("history length", f"min {hl['min']}, median {_num(hl['median'])}, p90 {_num(hl['p90'])}, max {hl['max']}"),
         ("events per item", f"top 1% of items get {ep['top1pct_share']:.1%} of events; Gini {ep['gini']:.3f}; max {ep['max']}"),
         ("duplicate events", r["duplicate_events"]),
@@ -52,6 +53,25 @@ def render_inspect(con: Console, r: dict[str, Any]) -> None:
         if any(row["missing"] for row in r["features"]):
             con.print("[yellow]warning:[/] missing or infinite feature values were replaced by the mean here; "
                       "training refuses such data: fill or drop them first")
+    _inspect_notes(con, r)
+
+
+def _inspect_notes(con: Console, r: dict[str, Any]) -> None:
+    """Columns that are not item features (and why), and what the reader decided on its own."""
+    from rich.markup import escape
+
+    unused = r.get("unused_columns") or []
+    if unused:
+        u = Table(title="Columns not used as item features")
+        u.add_column("column")
+        u.add_column("why", overflow="fold")
+        for row in unused:
+            u.add_row(escape(str(row["column"])), escape(str(row["reason"])))
+        con.print(u)
+    for note in r.get("reading") or []:
+        con.print(f"note: {escape(note)}", soft_wrap=True)
+    if r.get("one_user"):
+        con.print("note: no user column (data.user_col is empty): the whole log is one user's, user id 'me'")
 
 
 def render_mapping(con: Console, title: str, mapping: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -42,12 +43,17 @@ class DataConfig:
     delimiter: str = _f("", "CSV delimiter; empty = detect (comma, tab, semicolon, pipe, space)")
     header: str = _f("auto", "does the CSV have a header row: auto, yes, no")
     columns: list[str] = _f([], "column names for a CSV without a header, in file order")
-    user_col: str = _f("user_id", "column holding the user id")
-    item_col: str = _f("item_id", "column holding the item (song) id")
+    user_col: str = _f("user_id", "column holding the user id; empty = the whole log is one user's (user id 'me')")
+    item_col: str | list[str] = _f("item_id", "column holding the item (song) id, or a list of columns that together identify an item (e.g. [\"artist\", \"title\"])")
+    items_id_col: str | list[str] = _f("", "the item table's id column(s); empty = the same as item_col")
     time_col: str = _f("timestamp", "column holding the event time (number or date); ordering key")
+    time_format: str = _f("", "strftime format of a date column (e.g. %d/%m/%Y %H:%M); empty = detect one format for the whole column")
     order_col: str = _f("", "column giving the order of events when there is no timestamp")
     weight_col: str = _f("rating", "optional weight/rating column, ignored when absent, never a feature")
-    feature_cols: list[str] = _f([], "numeric item feature columns; empty = every numeric column that is not an id/time/weight")
+    feature_cols: str | list[str] = _f([], "numeric item feature columns; empty = every numeric column that is not an id/time/weight and is constant per item; \"none\" = no features")
+    multi_value_cols: list[str] = _f([], "text columns holding several values per item (e.g. genres Adventure|Comedy): each value becomes a 0/1 feature")
+    multi_value_sep: str = _f("|", "separator inside multi_value_cols values")
+    decimal: str = _f("", "decimal mark of numbers in CSV files: . or , (empty = detect, e.g. 0,5 in a ;-separated file)")
     display_cols: list[str] = _f(["title", "artist"], "text columns shown with recommendations, used when present")
     encoding: str = _f("utf-8", "text encoding of CSV files (MovieLens u.item is read as latin-1)")
 
@@ -192,6 +198,8 @@ def field_doc(section: str, key: str) -> str:
 
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
+    if origin is types.UnionType:
+        return " or ".join(_type_name(t) for t in typing.get_args(tp))
     if origin is list:
         return f"a list of {_type_name(typing.get_args(tp)[0])}s"
     if origin is dict:
@@ -202,6 +210,13 @@ def _type_name(tp: Any) -> str:
 def _coerce(tp: Any, value: Any) -> Any:
     """Return ``value`` as type ``tp`` or raise ValueError; no eval, no implicit str->number."""
     origin = typing.get_origin(tp)
+    if origin is types.UnionType:  # e.g. str | list[str]: the first type that fits
+        for option in typing.get_args(tp):
+            try:
+                return _coerce(option, value)
+            except ValueError:
+                continue
+        raise ValueError
     if origin is list:
         if not isinstance(value, list):
             raise ValueError
@@ -368,6 +383,14 @@ def _check_value(section: str, key: str, value: Any, where: str) -> None:
             codecs.lookup(value)
         except LookupError:
             raise ConfigError(f"{where}: key 'data.encoding' is {value!r}, not a known text encoding (e.g. utf-8, latin-1)") from None
+    if (section, key) == ("data", "decimal") and value not in ("", ".", ","):
+        raise ConfigError(f"{where}: key 'data.decimal' is {value!r}, expected '.', ',' or empty (detect)")
+    if (section, key) == ("data", "feature_cols") and isinstance(value, str) and value not in ("none", "auto"):
+        raise ConfigError(f"{where}: key 'data.feature_cols' is {value!r}, expected a list of column names, \"auto\" or \"none\"")
+    if section == "data" and key in ("item_col", "items_id_col") and isinstance(value, list) and (not value or "" in value):
+        raise ConfigError(f"{where}: key 'data.{key}' is {value!r}, expected a column name or a non-empty list of column names")
+    if (section, key) == ("data", "multi_value_sep") and not value:
+        raise ConfigError(f"{where}: key 'data.multi_value_sep' is empty, expected the separator between values (e.g. |)")
     if (section, key) == ("recommend", "diversity") and not value >= 0:
         raise ConfigError(f"{where}: key 'recommend.diversity' is {value}, expected a number >= 0 (0 = off)")
     if (section, key) == ("model", "rerank_weight") and not value >= 0:

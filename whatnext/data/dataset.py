@@ -23,8 +23,10 @@ import numpy as np
 import pandas as pd
 
 from whatnext.config import Config, shown
+from whatnext.data.columns import ONE_USER, check_conflicts, choose_features, expand_multi_values, id_text, item_key, key_columns
 from whatnext.data.readers import read_table
-from whatnext.errors import DataError
+from whatnext.data.times import parse_times
+from whatnext.errors import CheckpointError, DataError
 
 log = logging.getLogger(__name__)
 PAD = -1
@@ -69,12 +71,58 @@ class Catalogue:
         return self.features[idx] * self.feature_scale + self.feature_min
 
     def fingerprint(self) -> str:
-        """A short hash of ids and features: checkpoints refuse data whose catalogue differs."""
+        """A short hash of everything trained weights depend on: item ids, feature names, their count and values.
+
+        Checkpoints refuse data whose catalogue differs (:meth:`check_checkpoint`).
+        """
+        h = hashlib.sha256(b"whatnext catalogue 2\x1e")
+        h.update("\x1f".join(self.ids.tolist()).encode())
+        h.update(f"\x1e{len(self.feature_names)}\x1e".encode())
+        h.update("\x1f".join(self.feature_names).encode())
+        if self.features is not None:
+            h.update(b"\x1e" + np.ascontiguousarray(self.features).tobytes())
+        return h.hexdigest()[:16]
+
+    def legacy_fingerprint(self) -> str:
+        """The fingerprint of checkpoints written before it covered feature names (ids and values only)."""
         h = hashlib.sha256()
         h.update("\x1f".join(self.ids.tolist()).encode())
         if self.features is not None:
             h.update(np.ascontiguousarray(self.features).tobytes())
         return h.hexdigest()[:16]
+
+    def summary(self) -> dict[str, Any]:
+        """What a checkpoint records about the catalogue it was trained on (beside the fingerprint)."""
+        return {"items": len(self), "features": list(self.feature_names)}
+
+    def check_checkpoint(self, payload: dict[str, Any], source: str = "") -> None:
+        """CheckpointError unless the checkpoint ``payload`` was trained on this catalogue.
+
+        A checkpoint that records no ``catalogue`` predates the current fingerprint: its older form is accepted.
+        """
+        saved = payload.get("fingerprint")
+        if saved == self.fingerprint():
+            return
+        if "catalogue" not in payload and saved == self.legacy_fingerprint():
+            return
+        if not (isinstance(saved, str) and len(saved) <= 64 and saved.isprintable()):
+            saved = f"a {type(saved).__name__}"  # a damaged or hostile checkpoint: never print what it holds
+        config = payload.get("config")
+        data = config.get("data") if isinstance(config, dict) else None
+        path = data.get("path") if isinstance(data, dict) else None
+        trained_on = str(path)[:200] if path else "the built-in demo data"
+        before = payload.get("catalogue")
+        if isinstance(before, dict) and isinstance(before.get("features"), list) and isinstance(before.get("items"), int):
+            feats = ", ".join(str(f)[:40] for f in before["features"][:20]) or "none"
+            was = f"{before['items']} items, features: {feats}, fingerprint {saved}"
+        else:
+            was = f"fingerprint {saved}"
+        now = f"{len(self)} items, features: {', '.join(self.feature_names) or 'none'}, fingerprint {self.fingerprint()}"
+        raise CheckpointError(
+            f"the checkpoint was trained on other data: {shown(trained_on)} ({was}); "
+            f"this data{' (' + shown(source) + ')' if source else ''} has {now}; "
+            f"use the data it was trained on or train a new run"
+        )
 
 
 @dataclass
@@ -204,49 +252,70 @@ def build_dataset(
 ) -> Dataset:
     """Validate raw tables and build the Dataset (see :func:`load_dataset`)."""
     d = cfg.data
+    notes = [*events.attrs.get("notes", []), *(items.attrs.get("notes", []) if items is not None else [])]
     if len(events) == 0:
         raise DataError(f"{source}: no events (the table is empty); expected rows of user, item, time")
     events = _named_columns(events, source)
     time_col = _order_column(events, cfg, source)
-    for col, key in ((d.user_col, "user_col"), (d.item_col, "item_col")):
-        _require(events, col, key, source)
-    bad = events[[d.user_col, d.item_col, time_col]].isna().any(axis=1).to_numpy()
+    item_cols = key_columns(d.item_col)
+    if d.user_col:
+        _require(events, d.user_col, "user_col", source)
+    for col in item_cols:
+        _require(events, col, "item_col", source)
+    key_cols = [*([d.user_col] if d.user_col else []), *item_cols, time_col]
+    bad = events[key_cols].isna().any(axis=1).to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(f"{source}: row {row + 1} has an empty user, item or time ({int(bad.sum())} such rows); fill or drop them")
-    users = events[d.user_col].astype(str).to_numpy()
-    item_ids = events[d.item_col].astype(str).to_numpy()
-    times = _times(events[time_col], source, time_col)
-    report: dict[str, Any] = {"source": source, "missing_features": {}}
+    users = id_text(events[d.user_col]).to_numpy(dtype=object) if d.user_col else np.full(len(events), ONE_USER, dtype=object)
+    item_ids = item_key(events, item_cols, source)
+    times, time_info = parse_times(events[time_col], source, time_col, d.time_format)
+    report: dict[str, Any] = {"source": source, "missing_features": {}, "notes": notes}
+    roles = {*key_cols, d.order_col, d.weight_col, *d.display_cols} - {""}
 
     if items is not None:
-        items = _named_columns(items, items_source or "items")
-        _require(items, d.item_col, "item_col", items_source or "items")
-        feature_cols = _feature_columns(items, cfg, exclude={d.item_col}, source=items_source or "items")
-        table = items.drop_duplicates(subset=d.item_col, keep="first")
-        _check_conflicts(items, d.item_col, feature_cols, items_source or "items")
-        cat_ids = table[d.item_col].astype(str).to_numpy()
+        isrc = items_source or "items"
+        items = _named_columns(items, isrc)
+        id_cols = key_columns(d.items_id_col or d.item_col)
+        for col in id_cols:
+            _require(items, col, "items_id_col" if d.items_id_col else "item_col", isrc)
+        missing_id = items[id_cols].isna().any(axis=1).to_numpy()
+        if missing_id.any():
+            raise DataError(f"{isrc}: row {int(np.flatnonzero(missing_id)[0]) + 1} has an empty item id "
+                            f"({int(missing_id.sum())} such rows); fill or drop them")
+        items, multi = expand_multi_values(items, d, isrc)
+        table_key = item_key(items, id_cols, isrc)
+        candidates = [str(c) for c in items.columns if str(c) not in {*id_cols, *d.display_cols} - {""}]
+        feature_cols, unused = choose_features(items, table_key, d, candidates=candidates, forced=multi,
+                                               per_item=False, source=isrc)
+        _numeric(items, feature_cols, isrc)  # every value a number before values are compared
+        check_conflicts(items, table_key, feature_cols, isrc)
+        keep = ~pd.Series(table_key).duplicated().to_numpy()
+        table, cat_ids = items[keep], table_key[keep]
         played = pd.unique(item_ids)
         unknown = pd.Index(cat_ids).get_indexer(pd.Index(played)) < 0
         if unknown.any():
             missing = played[unknown]
             raise DataError(
-                f"{items_source}: {len(missing)} item ids played in {source} are not in the item table "
-                f"(first: {missing[0]!r}); add them to the item table or drop their events"
+                f"{isrc}: {len(missing)} item ids played in {source} are not in the item table "
+                f"(first: '{shown(missing[0])}'); add them to the item table or drop their events"
             )
     else:
-        exclude = {d.user_col, d.item_col, time_col, d.order_col, d.weight_col} - {""}
-        feature_cols = _feature_columns(events, cfg, exclude=exclude, source=source)
-        _check_conflicts(events, d.item_col, feature_cols, source)
-        table = events.assign(**{d.item_col: item_ids}).drop_duplicates(subset=d.item_col, keep="first")
-        cat_ids = table[d.item_col].to_numpy()
+        events, multi = expand_multi_values(events, d, source)
+        candidates = [str(c) for c in events.columns if str(c) not in roles]
+        feature_cols, unused = choose_features(events, item_ids, d, candidates=candidates, forced=multi,
+                                               per_item=True, source=source)
+        _numeric(events, feature_cols, source)  # every value a number before values are compared
+        check_conflicts(events, item_ids, feature_cols, source)
+        keep = ~pd.Series(item_ids).duplicated().to_numpy()
+        table, cat_ids = events[keep], item_ids[keep]
 
     order = _id_order(cat_ids)
-    table = table.iloc[order]
-    cat_ids = cat_ids[order].astype(str)
-    raw = _numeric(table, feature_cols, items_source or source) if feature_cols else None
+    table, cat_ids = table.iloc[order], cat_ids[order].astype(str)
+    src = items_source or source
+    raw = _numeric(table, feature_cols, src) if feature_cols else None
     if raw is not None:
-        raw = _finite(raw, feature_cols, table[d.item_col].astype(str).to_numpy(), report, lenient, items_source or source)
+        raw = _finite(raw, feature_cols, cat_ids, report, lenient, src)
     catalogue = _catalogue(cat_ids, raw, feature_cols, table, cfg)
     histories = _histories(users, catalogue.index_of(item_ids), times)
     lengths = histories.lengths
@@ -256,8 +325,12 @@ def build_dataset(
         "single_event_users": int((lengths == 1).sum()),
         "single_event_user_ids": histories.user_ids[lengths == 1][:10].tolist(),
         "time_column": time_col,
-        "time_kind": "number" if pd.api.types.is_numeric_dtype(events[time_col]) else "datetime",
+        "time_kind": time_info["kind"],
+        "time_unit": time_info.get("unit"),
+        "time_format": time_info.get("format"),
         "no_features": raw is None,
+        "unused_columns": unused,
+        "one_user": not d.user_col,
     })
     if report["single_event_users"]:
         log.info("%d users have a single event: kept for inference, no training targets", report["single_event_users"])
@@ -299,52 +372,6 @@ def _order_column(df: pd.DataFrame, cfg: Config, source: str) -> str:
     raise AssertionError  # pragma: no cover - _require raised
 
 
-def _times(col: pd.Series, source: str, name: str) -> np.ndarray:
-    """Event times as float64 (numbers) or int64 nanoseconds (dates): only their order matters."""
-    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-        return col.to_numpy(dtype=np.float64)
-    if pd.api.types.is_datetime64_any_dtype(col):
-        return col.to_numpy().astype("datetime64[ns]").astype(np.int64).astype(np.float64)
-    try:
-        parsed = pd.to_datetime(col, format="mixed", utc=True)
-    except (ValueError, TypeError):
-        num = pd.to_numeric(col, errors="coerce")
-        first = col[num.isna()].iloc[0] if num.isna().any() else None
-        raise DataError(
-            f"{source}: column '{shown(name)}' holds {first!r}, expected numbers or dates (set data.time_col or data.order_col)"
-        ) from None
-    return parsed.dt.tz_localize(None).to_numpy().astype("datetime64[ns]").astype(np.int64).astype(np.float64)
-
-
-def _feature_columns(df: pd.DataFrame, cfg: Config, *, exclude: set[str], source: str) -> list[str]:
-    d = cfg.data
-    if d.feature_cols:
-        for c in d.feature_cols:
-            _require(df, c, "feature_cols", source)
-        return list(d.feature_cols)
-    skip = exclude | set(d.display_cols)
-    cols = []
-    for c in df.columns:
-        if str(c) in skip or pd.api.types.is_bool_dtype(df[c]):
-            continue
-        if pd.api.types.is_numeric_dtype(df[c]):
-            cols.append(str(c))
-            continue
-        # a text column whose values are nearly all numbers is a numeric feature with typos
-        values = df[c].dropna()
-        num = pd.to_numeric(values, errors="coerce")
-        if len(values) and num.notna().mean() >= 0.9:
-            bad = values[num.isna()]
-            if bad.empty:  # numbers held as text or as mixed Python objects (pickle, Parquet): a numeric feature
-                cols.append(str(c))
-                continue
-            raise DataError(
-                f"{source}: feature column '{c}' holds {shown(bad.iloc[0])}, expected numbers ({len(bad)} such values); "
-                f"fix them, or list the real features in data.feature_cols"
-            )
-    return cols
-
-
 def _numeric(table: pd.DataFrame, cols: list[str], source: str) -> np.ndarray:
     out = np.empty((len(table), len(cols)), dtype=np.float64)
     for j, c in enumerate(cols):
@@ -355,7 +382,7 @@ def _numeric(table: pd.DataFrame, cols: list[str], source: str) -> np.ndarray:
         bad = num.isna() & s.notna()
         if bad.any():
             raise DataError(
-                f"{source}: feature column '{shown(c)}' holds {s[bad].iloc[0]!r}, expected numbers "
+                f"{source}: feature column '{shown(c)}' holds '{shown(s[bad].iloc[0])}', expected numbers "
                 f"({int(bad.sum())} such values); fix them or leave '{shown(c)}' out of data.feature_cols"
             )
         out[:, j] = num.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -371,30 +398,11 @@ def _finite(raw: np.ndarray, cols: list[str], ids: np.ndarray, report: dict, len
     if not lenient:
         i, j = map(int, np.argwhere(bad)[0])
         raise DataError(
-            f"{source}: feature '{shown(cols[j])}' of item {ids[i]!r} is {raw[i, j]} ({int(bad.sum())} missing or infinite "
+            f"{source}: feature '{shown(cols[j])}' of item '{shown(ids[i])}' is {raw[i, j]} ({int(bad.sum())} missing or infinite "
             f"values in all); every feature must be a finite number: fill or drop them"
         )
     means = np.nanmean(np.where(bad, np.nan, raw), axis=0)
     return np.where(bad, np.nan_to_num(means)[None, :], raw)
-
-
-def _check_conflicts(df: pd.DataFrame, item_col: str, cols: list[str], source: str) -> None:
-    """DataError if one item id carries different feature values in different rows."""
-    if not cols:
-        return
-    sub = df[[item_col, *cols]].drop_duplicates()
-    dup = sub[item_col].duplicated(keep=False)
-    if not dup.any():
-        return
-    rows = sub[dup]
-    item = rows[item_col].iloc[0]
-    first = rows[rows[item_col] == item]
-    col = next((c for c in cols if first[c].nunique(dropna=False) > 1), cols[0])
-    vals = first[col].tolist()[:2]
-    raise DataError(
-        f"{source}: item {item!r} has conflicting features ('{shown(col)}' is {vals[0]!r} in one row and {vals[1]!r} in another; "
-        f"{int(rows[item_col].nunique())} items conflict); give each item one set of features"
-    )
 
 
 def _id_order(ids: np.ndarray) -> np.ndarray:

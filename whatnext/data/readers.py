@@ -2,15 +2,24 @@
 
 Formats: Parquet, CSV/TSV with any common delimiter (detected) with or without a header,
 MovieLens ``u.data`` / ``ratings.csv`` / ``u.item``, and the legacy pickle (through the
-restricted unpickler in :mod:`whatnext.data.safepickle`). Column meaning is decided later, in
-:mod:`whatnext.data`; this module only turns bytes into a table, with one-line errors.
+restricted unpickler in :mod:`whatnext.data.safepickle`); text files may be compressed (gzip,
+bzip2, xz, zstd: recognised by their first bytes, and every detection sees the decompressed
+text). Id columns are read as the text in the file (``007`` stays ``007``), and numbers written
+with a decimal comma are read as numbers. Column meaning is decided later, in
+:mod:`whatnext.data`; this module only turns bytes into a table, with one-line errors. What the
+reader decided on its own is listed in ``df.attrs["notes"]`` for ``inspect-data``.
 """
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
+import io
+import lzma
 import re
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -24,26 +33,84 @@ MOVIELENS_GENRES = [
     "fantasy", "film_noir", "horror", "musical", "mystery", "romance", "sci_fi", "thriller", "war", "western",
 ]
 MOVIELENS_ITEM_COLUMNS = ["item_id", "title", "release_date", "video_release_date", "imdb_url", *MOVIELENS_GENRES]
-_RATINGS_CSV = {"userId": "user_id", "movieId": "item_id"}
+#: MovieLens ratings.csv header -> the config key naming that column
+_RATINGS_CSV = {"userId": "user_col", "movieId": "item_col"}
+#: compression by magic bytes: (pandas' name, opener)
+_COMPRESSION = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"))
+_COMPRESSED_SUFFIXES = (".gz", ".gzip", ".bz2", ".xz", ".zst", ".zstd")
+#: a number written with a decimal comma (and optional thousands dots): 0,5  -1.234,75  12
+_DECIMAL_COMMA = r"^\s*[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?\s*$"
+
+
+def compression(path: Path) -> str | None:
+    """'gzip', 'bz2', 'xz' or 'zstd' when the file starts like one, else None."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(6)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    return next((name for magic, name in _COMPRESSION if head.startswith(magic)), None)
+
+
+def _open_raw(path: Path) -> BinaryIO:
+    """The file's bytes, decompressed when it is compressed."""
+    kind = compression(path)
+    if kind == "gzip":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if kind == "bz2":
+        return bz2.open(path, "rb")  # type: ignore[return-value]
+    if kind == "xz":
+        return lzma.open(path, "rb")  # type: ignore[return-value]
+    if kind == "zstd":
+        try:
+            import zstandard
+        except ImportError:
+            raise DataError(f"{path}: is zstd-compressed and the zstandard package is missing; pip install zstandard") from None
+        return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), closefd=True)  # type: ignore[return-value]
+    return path.open("rb")
+
+
+def _head(path: Path, n: int) -> bytes:
+    """Up to ``n`` decompressed bytes from the start of the file."""
+    try:
+        with _open_raw(path) as fh:
+            out = b""
+            while len(out) < n:  # decompressing readers may return less than asked
+                chunk = fh.read(n - len(out))
+                if not chunk:
+                    break
+                out += chunk
+            return out
+    except (OSError, EOFError, lzma.LZMAError) as e:
+        raise DataError(f"{path}: cannot decompress ({shown(str(e)[:100])}); the file is damaged or not what its name says") from None
+    except Exception as e:  # zstandard.ZstdError and friends
+        if type(e).__module__.startswith("zstandard"):
+            raise DataError(f"{path}: cannot decompress ({shown(str(e)[:100])}); the file is damaged") from None
+        raise
+
+
+def base_name(path: Path) -> str:
+    """The file name without a compression suffix, lower case: ``ratings.csv.gz`` -> ``ratings.csv``."""
+    name = path.name.lower()
+    for suffix in _COMPRESSED_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def detect_format(path: Path, configured: str) -> str:
     """The reader for ``path``: the configured format, or one guessed from its name and first bytes."""
     if configured != "auto":
         return configured
-    name = path.name.lower()
+    name = base_name(path)
     if name in ("u.data", "ratings.csv", "ratings.dat", "u.item"):
         return "movielens"
-    suffix = path.suffix.lower()
+    suffix = Path(name).suffix
     if suffix in (".parquet", ".pq"):
         return "parquet"
     if suffix in (".pk", ".pkl", ".pickle"):
         return "pickle"
-    try:
-        with path.open("rb") as f:
-            head = f.read(8)
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    head = _head(path, 8)
     if head.startswith(b"PAR1"):
         return "parquet"
     if head[:1] == b"\x80":
@@ -69,7 +136,17 @@ def read_table(path: Path, cfg: DataConfig, *, items: bool = False) -> pd.DataFr
         return load_dataframe(path)
     if fmt == "movielens":
         return _read_movielens(path, cfg)
-    return read_csv(path, cfg)
+    return read_csv(path, cfg, items=items)
+
+
+def id_columns(cfg: DataConfig, *, items: bool = False) -> list[str]:
+    """The columns that hold ids (read as text, never as numbers)."""
+    def names(key: str | list[str]) -> list[str]:
+        return [key] if isinstance(key, str) else list(key)
+
+    if items:
+        return names(cfg.items_id_col or cfg.item_col)
+    return [c for c in [cfg.user_col, *names(cfg.item_col)] if c]
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -89,24 +166,37 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 
 def _read_movielens(path: Path, cfg: DataConfig) -> pd.DataFrame:
-    name = path.name.lower()
+    name = base_name(path)
+    ids = {c: str for c in ["user_id", "item_id", *id_columns(cfg)]}
     if name == "u.item":
-        df = _csv(path, sep="|", header=None, names=MOVIELENS_ITEM_COLUMNS, encoding="latin-1")
+        df = _csv(path, sep="|", header=None, names=MOVIELENS_ITEM_COLUMNS, encoding="latin-1", dtype={"item_id": str})
         return df.drop(columns=["release_date", "video_release_date", "imdb_url"])
     if name == "ratings.dat":  # ML-1M style: user::item::rating::timestamp
-        return _csv(path, sep="::", header=None, names=MOVIELENS_DATA_COLUMNS, engine="python")
+        return _csv(path, sep="::", header=None, names=MOVIELENS_DATA_COLUMNS, engine="python", dtype=ids)
     if name == "ratings.csv":
-        return _csv(path, sep=",", header=0).rename(columns=_RATINGS_CSV)
+        df = _csv(path, sep=",", header=0, dtype={"userId": str, "movieId": str, **ids})
+        # the header's own names work as written; the defaults (user_id, item_id) find userId and movieId too
+        rename = {}
+        for col, key in _RATINGS_CSV.items():
+            wanted = getattr(cfg, key)
+            if col in df.columns and isinstance(wanted, str) and wanted and wanted not in df.columns:
+                rename[col] = wanted
+        return df.rename(columns=rename)
     sep = cfg.delimiter or "\t"
-    return _csv(path, sep=sep, header=None, names=cfg.columns or MOVIELENS_DATA_COLUMNS)
+    return _csv(path, sep=sep, header=None, names=cfg.columns or MOVIELENS_DATA_COLUMNS, dtype=ids)
 
 
-def sniff_delimiter(path: Path, encoding: str) -> str:
-    """The delimiter of a text table, chosen among :data:`DELIMITERS` by csv.Sniffer."""
+def sniff_delimiter(path: Path, encoding: str, *, items: bool = False) -> str:
+    """The delimiter of a text table, chosen among :data:`DELIMITERS` by csv.Sniffer.
+
+    An item table may be a single column of ids: with no candidate on any line it is read as one column.
+    """
     sample = _sample(path, encoding)
     lines = [ln for ln in sample.splitlines() if ln.strip()][:50]
     if not lines:
-        raise DataError(f"{path}: the file is empty; expected events with user, item and time columns")
+        raise DataError(f"{path}: the file is empty; expected {_EXPECTED[items]}")
+    if items and not any(d in ln for ln in lines for d in DELIMITERS):
+        return ","
     try:
         return csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS).delimiter
     except csv.Error:
@@ -121,9 +211,11 @@ def sniff_delimiter(path: Path, encoding: str) -> str:
     )
 
 
+_EXPECTED = {False: "events with user, item and time columns", True: "an item table with an id column"}
+
+
 def _sample(path: Path, encoding: str) -> str:
-    with path.open("rb") as fh:
-        raw = fh.read(65536)
+    raw = _head(path, 65536)
     if b"\x00" in raw:
         raise DataError(f"{path}: looks like a binary file, expected CSV text (or set data.format)")
     try:
@@ -137,14 +229,18 @@ def _sample(path: Path, encoding: str) -> str:
         raise DataError(f"data.encoding is {encoding!r}, not a known text encoding (e.g. utf-8, latin-1)") from None
 
 
-def read_csv(path: Path, cfg: DataConfig) -> pd.DataFrame:
-    """Read a delimited text file: delimiter detected unless configured, header detected unless configured."""
-    sep = cfg.delimiter or sniff_delimiter(path, cfg.encoding)
-    first = _sample(path, cfg.encoding).splitlines()[0] if path.stat().st_size else ""
+def read_csv(path: Path, cfg: DataConfig, *, items: bool = False) -> pd.DataFrame:
+    """Read a delimited text file: delimiter detected unless configured, header detected unless configured.
+
+    Id columns are read as text; numbers with a decimal comma become numbers (``data.decimal``).
+    """
+    sep = cfg.delimiter or sniff_delimiter(path, cfg.encoding, items=items)
+    lines = _sample(path, cfg.encoding).splitlines() if path.stat().st_size else []
+    first = lines[0] if lines else ""
     fields = [f.strip().strip('"') for f in (first.split() if sep == " " else first.split(sep))]
     has_header = {"yes": True, "no": False}.get(cfg.header)
     if has_header is None:
-        known = {cfg.user_col, cfg.item_col, cfg.time_col, cfg.order_col, "userId", "movieId"} - {""}
+        known = {*id_columns(cfg), *id_columns(cfg, items=True), cfg.time_col, cfg.order_col, "userId", "movieId"} - {""}
         if cfg.columns:
             has_header = fields == cfg.columns
         elif known & set(fields):
@@ -157,19 +253,50 @@ def read_csv(path: Path, cfg: DataConfig) -> pd.DataFrame:
             f"(e.g. columns = [\"user_id\", \"item_id\", \"timestamp\"])"
         )
     names = cfg.columns or None
-    kw: dict = {"sep": r"\s+" if sep == " " else sep, "header": 0 if has_header else None, "names": names}
+    kw: dict[str, Any] = {"sep": r"\s+" if sep == " " else sep, "header": 0 if has_header else None, "names": names,
+                          "dtype": {c: str for c in id_columns(cfg, items=items)}, "compression": compression(path)}
     if sep == " ":
         kw["engine"] = "python"
+    if cfg.decimal == ",":
+        kw.update(decimal=",", thousands=".")
     df = _csv(path, encoding=cfg.encoding, **kw)
-    if df.shape[1] < 2:
+    if df.shape[1] < (1 if items else 2):
         raise DataError(
             f"{path}: found {df.shape[1]} column with delimiter {sep!r}; expected user, item and time columns "
             f"(set data.delimiter)"
         )
+    notes: list[str] = []
+    if cfg.decimal == "" and sep != ",":
+        df = _decimal_commas(df, set(kw["dtype"]), notes)
+    elif cfg.decimal == ",":
+        notes.append("numbers read with a decimal comma (data.decimal)")
+    df.attrs["notes"] = notes
+    return df
+
+
+def _decimal_commas(df: pd.DataFrame, ids: set[str], notes: list[str]) -> pd.DataFrame:
+    """Text columns whose every value is a number with a decimal comma (``0,5``) become numbers."""
+    converted = []
+    for c in df.columns:
+        s = df[c]
+        if str(c) in ids or pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            continue
+        values = s.dropna()
+        if not len(values) or not values.map(type).eq(str).all():
+            continue
+        text = values.astype(str)
+        if not text.str.contains(",", regex=False).any() or not text.str.match(_DECIMAL_COMMA).all():
+            continue
+        number = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False).str.strip()
+        df[c] = pd.to_numeric(number).reindex(s.index)
+        converted.append(str(c))
+    if converted:
+        notes.append(f"decimal comma detected in {', '.join(converted)} (read as numbers; set data.decimal to change)")
     return df
 
 
 def _csv(path: Path, **kw: object) -> pd.DataFrame:
+    kw.setdefault("compression", compression(path))
     try:
         return pd.read_csv(path, **kw)  # type: ignore[arg-type]
     except pd.errors.EmptyDataError:

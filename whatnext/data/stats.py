@@ -28,11 +28,15 @@ def top_share(counts: np.ndarray, fraction: float = 0.01) -> float:
     return float(x[:top].sum() / x.sum())
 
 
-def _time(value: float, kind: str) -> str:
+#: seconds per unit of unix timestamps (see whatnext.data.times.unix_unit)
+_PER_SECOND = {"seconds": 1.0, "milliseconds": 1e3, "microseconds": 1e6, "nanoseconds": 1e9}
+
+
+def _time(value: float, kind: str, unit: str | None) -> str:
     if kind == "datetime":
         return dt.datetime.fromtimestamp(value / 1e9, dt.UTC).isoformat(timespec="seconds")
-    if 1e8 <= value <= 4e9:  # plausibly unix seconds
-        return dt.datetime.fromtimestamp(value, dt.UTC).isoformat(timespec="seconds")
+    if unit in _PER_SECOND:
+        return dt.datetime.fromtimestamp(value / _PER_SECOND[unit], dt.UTC).isoformat(timespec="seconds")
     return f"{value:g}"
 
 
@@ -41,10 +45,10 @@ def describe(ds: Dataset) -> dict[str, Any]:
     h, cat, rep = ds.histories, ds.catalogue, ds.report
     lengths = h.lengths
     per_item = np.bincount(h.items, minlength=len(cat))
-    kind = rep.get("time_kind", "number")
+    kind, unit = rep.get("time_kind", "number"), rep.get("time_unit")
     t0, t1 = (float(h.times.min()), float(h.times.max())) if len(h.times) else (0.0, 0.0)
-    span = (t1 - t0) / (1e9 if kind == "datetime" else 1.0)
-    is_seconds = kind == "datetime" or 1e8 <= t0 <= 4e9
+    span = (t1 - t0) / (1e9 if kind == "datetime" else _PER_SECOND.get(unit or "", 1.0))
+    is_seconds = kind == "datetime" or unit is not None
     features = []
     if cat.features is not None:
         orig = cat.original_units(np.arange(len(cat)))
@@ -61,9 +65,12 @@ def describe(ds: Dataset) -> dict[str, Any]:
         "items_played": int((per_item > 0).sum()),
         "events": int(len(h.items)),
         "time": {
-            "first": _time(t0, kind), "last": _time(t1, kind),
+            "first": _time(t0, kind, unit), "last": _time(t1, kind, unit),
             "span_days": round(span / 86400, 2) if is_seconds else None,
             "span": span, "column": rep.get("time_column"),
+            # numbers: unix seconds/milliseconds/microseconds/nanoseconds, or None (plain order numbers)
+            "unit": unit if kind == "number" else None,
+            "format": rep.get("time_format") if kind == "datetime" else None,
         },
         "history_length": {
             "min": int(lengths.min()), "median": float(np.median(lengths)),
@@ -76,6 +83,10 @@ def describe(ds: Dataset) -> dict[str, Any]:
         },
         "features": features,
         "no_features": cat.features is None,
+        # columns that could have been item features but are not, each with the reason
+        "unused_columns": list(rep.get("unused_columns", [])),
+        "reading": list(rep.get("notes", [])),
+        "one_user": bool(rep.get("one_user", False)),
         "duplicate_events": rep["duplicate_events"],
         "single_event_users": rep["single_event_users"],
         "single_event_user_ids": rep["single_event_user_ids"],

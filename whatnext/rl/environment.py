@@ -86,6 +86,7 @@ def checkpoint_payload(agent: Agent, cfg: Config, step: int, epoch: int, metrics
         "actor_opt": agent.actor_opt.state_dict(), "critic_opt": agent.critic_opt.state_dict(),
         "model_name": cfg.model.name, "model_args": dict(agent.args), "algorithm": cfg.train.algorithm,
         "config": cfg.to_dict(), "fingerprint": agent.state.catalogue.fingerprint(),
+        "catalogue": agent.state.catalogue.summary(),
         "metrics": {k: float(v) for k, v in metrics.items()}, "best_metric": best,
         "torch_rng": torch.get_rng_state(), "rerank_weight": float(agent.rerank_weight),
         "rerank_weight_seen": float(agent.rerank_weight_seen), **score_scales(agent),
@@ -223,7 +224,7 @@ def restore(agent: Agent, payload: dict[str, Any], *, optimisers: bool = False) 
     anything malformed (:mod:`whatnext.rl.payload`) with a CheckpointError."""
     if not isinstance(payload, dict):
         raise CheckpointError(f"the checkpoint holds {payload_checks.kind(payload)}, expected a table; train a new run")
-    payload_checks.check_fingerprint(payload, agent.state.catalogue.fingerprint())
+    agent.state.catalogue.check_checkpoint(payload)
     cat = agent.state.catalogue
     args = payload_checks.check_model_args(payload, len(cat), len(cat.feature_names))
     if args != agent.args:
@@ -302,7 +303,7 @@ def agent_from_payload(cfg: Config, dataset: Dataset, payload: dict[str, Any]) -
         raise CheckpointError(f"the checkpoint holds {payload_checks.kind(payload)}, expected a table; train a new run")
     payload_checks.apply_carried_config(cfg, payload)
     cat = dataset.catalogue
-    payload_checks.check_fingerprint(payload, cat.fingerprint())
+    cat.check_checkpoint(payload, dataset.source)
     args = payload_checks.check_model_args(payload, len(cat), len(cat.feature_names))
     actor_shapes, critic_shapes = payload_checks.expected_shapes(cfg.model.name, args)
     payload_checks.check_weights("actor", payload.get("actor"), actor_shapes)
