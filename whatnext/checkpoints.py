@@ -115,8 +115,8 @@ def _step_of(name: str, suffix: str) -> int | None:
 
 def _shown(text: object, limit: int = 80) -> str:
     """``text`` quoted for a one-line message: control characters escaped, long text cut."""
-    s = repr(text) if isinstance(text, str) else repr(str(text))
-    return s if len(s) <= limit else s[: limit - 4] + "...'"
+    s = repr(text) if isinstance(text, str) else str(text)
+    return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
 # ---------------------------------------------------------------- reading small files safely
@@ -329,6 +329,20 @@ def marker(run_dir: Path, name: str, warn: list[str] | None = None) -> Path | No
     return run_dir / target
 
 
+def checked_marker(run_dir: Path, name: str, infos: list[CheckpointInfo], warn: list[str] | None = None) -> Path | None:
+    """The checkpoint marker ``name`` names when it is one of ``infos`` (the run's listing), else None.
+
+    A marker naming a checkpoint without a valid sidecar is described in ``warn``, as is a refused one.
+    """
+    pt = marker(run_dir, name, warn)
+    if pt is None or any(c.path == pt for c in infos):
+        return pt
+    if warn is not None:
+        warn.append(f"{run_dir / name}: marker names {pt.name}, which is not a checkpoint with a valid sidecar in "
+                    f"this run; ignored")
+    return None
+
+
 # ---------------------------------------------------------------- loading
 
 
@@ -427,13 +441,9 @@ def load_latest(run_dir: Path, warn: list[str] | None = None) -> tuple[Path, dic
     infos = listing(run_dir, notes)
     listed = [c.path for c in infos]
     candidates: list[Path] = []
-    latest = marker(run_dir, "latest", notes)
+    latest = checked_marker(run_dir, "latest", infos, notes)
     if latest is not None:
-        if latest in listed:
-            candidates.append(latest)
-        else:
-            notes.append(f"{run_dir / 'latest'}: marker names {latest.name}, which is not a checkpoint with a valid "
-                         f"sidecar in this run; ignored")
+        candidates.append(latest)
     candidates += [p for p in reversed(listed) if p != latest]
     if warn is not None:
         warn.extend(f"skipped {n}" for n in notes)
@@ -462,18 +472,12 @@ def resolve(models_dir: Path, run: str | None, checkpoint: str | Path | None, pr
     run_dir = run_folder(models_dir, "default" if run is None else run)
     skipped: list[str] = []
     infos = listing(run_dir, skipped)
-    good = {c.path for c in infos}
     notes: list[str] = []
     chosen = None
     for name in (prefer, "latest"):
-        pt = marker(run_dir, name, notes)
-        if pt is None:
-            continue
-        if pt in good:
-            chosen = pt
+        chosen = checked_marker(run_dir, name, infos, notes)
+        if chosen is not None:
             break
-        notes.append(f"{run_dir / name}: marker names {pt.name}, which is not a checkpoint with a valid sidecar in this "
-                     f"run; ignored")
     if chosen is None and infos:
         chosen = infos[-1].path
     if chosen is not None:

@@ -271,9 +271,10 @@ def list_checkpoints(config: str | Path | None = None, overrides: dict[str, Any]
 
             raise NotFoundError(f"no run {rd.name!r} in {models_dir}; 'whatnext checkpoints list' shows the runs")
         skipped: list[str] = []  # sidecars and markers not used, with the reason
-        best, latest = checkpoints.marker(rd, "best", skipped), checkpoints.marker(rd, "latest", skipped)
+        infos = checkpoints.listing(rd, skipped)
+        best, latest = (checkpoints.checked_marker(rd, m, infos, skipped) for m in ("best", "latest"))
         cks = []
-        for c in checkpoints.listing(rd, skipped):
+        for c in infos:
             d = c.as_dict()
             d["best"], d["latest"] = c.path == best, c.path == latest
             cks.append(d)
