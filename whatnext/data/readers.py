@@ -265,6 +265,11 @@ def read_csv(path: Path, cfg: DataConfig, *, items: bool = False) -> pd.DataFram
             f"{path}: found {df.shape[1]} column with delimiter {sep!r}; expected user, item and time columns "
             f"(set data.delimiter)"
         )
+    ids = [c for c in kw["dtype"] if c in df.columns]
+    if ids and df[ids].isna().to_numpy().any():
+        # pandas reads NA, null, None, nan... as missing; as ids they are names: only an empty cell is missing
+        raw = _csv(path, encoding=cfg.encoding, **{**kw, "usecols": ids, "keep_default_na": False, "na_values": [""]})
+        df[ids] = raw[ids].to_numpy()
     notes: list[str] = []
     if cfg.decimal == "" and sep != ",":
         df = _decimal_commas(df, set(kw["dtype"]), notes)
