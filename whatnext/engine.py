@@ -137,6 +137,13 @@ def load_agent(cfg: Config, ds: Any, run: str | None = None, checkpoint: str | P
 
     A refused ``best``/``latest`` marker is passed over (the run's newest verified checkpoint is used) and described in ``warn``.
     """
+    agent, pt, _ = _load_run(cfg, ds, run, checkpoint, warn)
+    return agent, pt
+
+
+def _load_run(cfg: Config, ds: Any, run: str | None, checkpoint: str | Path | None,
+              warn: list[str] | None = None) -> tuple[Any, Path, dict[str, Any]]:
+    """load_agent, plus the config the checkpoint records (what the agent was trained with)."""
     from whatnext import checkpoints
     from whatnext.errors import CheckpointError
     from whatnext.rl.environment import agent_from_payload
@@ -144,7 +151,7 @@ def load_agent(cfg: Config, ds: Any, run: str | None = None, checkpoint: str | P
     pt = checkpoints.resolve(cfg.resolve(cfg.paths.models_dir), cfg.paths.run if run is None else run, checkpoint, warn=warn)
     payload = checkpoints.load(pt)
     try:
-        return agent_from_payload(cfg, ds, payload), pt
+        return agent_from_payload(cfg, ds, payload), pt, payload.get("config") or {}
     except CheckpointError as e:  # name the file: "the checkpoint" alone does not say which
         raise CheckpointError(f"{pt}: {e}") from None
 
@@ -258,8 +265,10 @@ def _write_all(path: Path | None, user_ids: Any, item_ids: Any, idx: Any, dist: 
 
 def list_checkpoints(config: str | Path | None = None, overrides: dict[str, Any] | None = None,
                      run: str | None = None) -> dict[str, Any]:
-    """Runs under models_dir (or one run) and their checkpoints with step, time, metrics, size."""
+    """Runs under models_dir (or one run) and their checkpoints with step, time, metrics, size;
+    ``kind`` says whether a run is an agent's or a baseline's (``baseline`` names which)."""
     from whatnext import checkpoints
+    from whatnext.evaluation.baseline_runs import run_record
 
     cfg = config_for(config, overrides, check_paths=False)
     models_dir = cfg.resolve(cfg.paths.models_dir)
@@ -278,7 +287,9 @@ def list_checkpoints(config: str | Path | None = None, overrides: dict[str, Any]
             d = c.as_dict()
             d["best"], d["latest"] = c.path == best, c.path == latest
             cks.append(d)
-        out.append({"run": rd.name, "path": str(rd), "checkpoints": cks, "skipped": skipped})
+        record = run_record(rd)  # a learned baseline's run (eval --baselines trains it) or an agent's
+        out.append({"run": rd.name, "path": str(rd), "kind": "baseline" if record else "agent",
+                    "baseline": record and record.get("baseline"), "checkpoints": cks, "skipped": skipped})
     return {"models_dir": str(models_dir), "runs": out}
 
 
@@ -353,16 +364,19 @@ def run_legacy(config: str | Path | None = None, overrides: dict[str, Any] | Non
 
 def evaluate(config: str | Path | None = None, overrides: dict[str, Any] | None = None, *,
              run: str | None = None, checkpoint: str | Path | None = None, split: str | None = None,
-             include_seen: bool | None = None, baselines: bool = False) -> dict[str, Any]:
+             include_seen: bool | None = None, baselines: bool = False, callback: Any = None) -> dict[str, Any]:
     """Leave-one-out evaluation of a trained run (and, with ``baselines``, every baseline).
 
     Full ranking over the catalogue; ``split`` valid or test (default eval.split); played
     items excluded unless ``include_seen``. Returns ``{"rows": [metrics per model], ...}``,
-    the same numbers every time for the same checkpoint.
+    the same numbers every time for the same checkpoint. Baselines that learn are trained
+    once, with the budget recorded in the agent's checkpoint, as runs of their own
+    (:mod:`whatnext.evaluation.baseline_runs`; ``callback`` sees that training) and loaded
+    afterwards; ``"baselines"`` says which were loaded, trained or fitted, and how long it took.
     """
     from whatnext.data import load_dataset
     from whatnext.errors import ConfigError
-    from whatnext.evaluation import baselines as bl
+    from whatnext.evaluation.baseline_runs import fit_baselines
     from whatnext.rl import rewards
 
     if split is not None and split not in ("valid", "test"):  # before the config, which would name eval.split
@@ -375,16 +389,17 @@ def evaluate(config: str | Path | None = None, overrides: dict[str, Any] | None 
     cfg = config_for(config, over)
     ds = load_dataset(cfg)
     check_against_catalogue(cfg, len(ds.catalogue))
-    agent, pt = load_agent(cfg, ds, run, checkpoint)
+    agent, pt, trained = _load_run(cfg, ds, run, checkpoint)
     emb = agent.diversity_space()[0]  # the space ILD is reported in
     sigma = rewards.population_sigma(ds.histories, emb)  # once, shared by every row
     rows = [_score(agent, ds, cfg, emb, sigma)]
+    report = None
     if baselines:
-        for name in bl.available(ds, emb):
-            model = bl.make(name, ds, seed=cfg.train.seed, embeddings=emb, config=cfg)
-            rows.append(_score(model, ds, cfg, emb, sigma))
+        models, report = fit_baselines(ds, cfg, trained=trained, embeddings=emb, callback=callback)
+        rows += [_score(model, ds, cfg, emb, sigma) for model in models]
     return {"checkpoint": str(pt), "split": cfg.eval.split, "include_seen": cfg.eval.include_seen,
-            "diversity": cfg.recommend.diversity, "ks": list(cfg.eval.ks), "users": rows[0]["eval/users"], "rows": rows}
+            "diversity": cfg.recommend.diversity, "ks": list(cfg.eval.ks), "users": rows[0]["eval/users"], "rows": rows,
+            "baselines": report}
 
 
 def _score(model: Any, ds: Any, cfg: Config, emb: Any, sigma: Any) -> dict[str, Any]:

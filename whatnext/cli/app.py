@@ -231,8 +231,15 @@ def eval_cmd(
     """Leave-one-out evaluation with full ranking: HR, NDCG, MRR, coverage, diversity, novelty."""
     from whatnext import engine
 
-    result = engine.evaluate(config, {"recommend.diversity": diversity}, run=run, checkpoint=checkpoint, split=split, include_seen=include_seen,
-                             baselines=with_baselines)
+    progress = None
+    with _Interrupt() as interrupt:
+        if with_baselines:  # a baseline that learns trains once, with a progress bar, then loads from its run
+            from whatnext.cli.render import TrainProgress
+
+            con = _console(stderr=as_json)
+            progress = TrainProgress(con, plain=as_json or not con.is_terminal, interrupt=interrupt)
+        result = engine.evaluate(config, {"recommend.diversity": diversity}, run=run, checkpoint=checkpoint, split=split,
+                                 include_seen=include_seen, baselines=with_baselines, callback=progress)
     show(result, as_json, "render_eval")
 
 

@@ -115,7 +115,8 @@ def render_checkpoints(con: Console, r: dict[str, Any]) -> None:
     if not r["runs"]:
         con.print(f"no runs in {r['models_dir']}; train one with 'whatnext train'")
     for run in r["runs"]:
-        t = Table(title=f"Run {run['run']} ({run['path']})")
+        kind = f" · the {run['baseline']} baseline" if run.get("kind") == "baseline" else ""
+        t = Table(title=f"Run {run['run']}{kind} ({run['path']})")
         for col in ("step", "saved", "valid ndcg@10", "valid hr@10", "size", "marker"):
             t.add_column(col)
         for c in run["checkpoints"]:
@@ -220,3 +221,17 @@ def render_eval(con: Console, r: dict[str, Any]) -> None:
     for row in rows:
         t.add_row(str(row["eval/model"]), *[f"{row.get(k, float('nan')):.4f}" for k in keys])
     con.print(t)
+    baselines_note(con, r.get("baselines"))
+
+
+def baselines_note(con: Console, b: dict[str, Any] | None) -> None:
+    """One dim line under the eval table: which baselines were loaded from their runs, trained or fitted, and in how long."""
+    if not b:
+        return
+    runs = {x["name"]: x for x in b["runs"]}
+    parts = [f"{n} loaded from {runs[n]['run']}" for n in b["loaded"]]
+    parts += [f"{n} {runs[n]['status']} into {runs[n]['run']} in {runs[n]['seconds']:.1f} s ({runs[n]['reason']})"
+              for n in b["trained"]]
+    if b["fitted"]:
+        parts.append(f"{', '.join(b['fitted'])} fitted")
+    con.print(f"[dim]baselines: {'; '.join(parts)}; {b['seconds']:.1f} s in all[/]")

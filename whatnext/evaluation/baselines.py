@@ -242,14 +242,14 @@ class NeighboursBaseline(_Fitted):
         return out
 
 
-#: Baselines by name; each class is constructed with keyword arguments only (see :func:`make`).
-#: The supervised LSTM baseline ("lstm", cross-entropy on the next item) is to be added here.
 class SupervisedLSTMBaseline(_Fitted):
     """The same LSTM as the agent's actor, trained only with cross-entropy on the next item at
     every step (GRU4Rec-style), ranking items by distance to its output. No critic, no reward.
 
     ``config`` supplies the model sizes, window, batch size, learning rate, epochs and seed
-    (the agent's own config, so both get the same budget).
+    (the agent's own config, so both get the same budget). ``fit`` trains in memory;
+    :mod:`whatnext.evaluation.baseline_runs` trains it once as a run of its own and hands the
+    loaded network to :meth:`use`: the same steps, so the same weights.
     """
 
     name = "lstm"
@@ -259,6 +259,14 @@ class SupervisedLSTMBaseline(_Fitted):
         self.config = config
         self.seed = seed
         self.agent: Any = None
+
+    @staticmethod
+    def fix(cfg: Any) -> Any:
+        """Make ``cfg`` (in place) the baseline's: the hybrid algorithm's supervised loss alone
+        (rl_weight 0), no critic re-ranking, and no legacy model files (they are the agent's)."""
+        cfg.train.algorithm, cfg.train.rl_weight, cfg.model.rerank = "hybrid", 0.0, 0
+        cfg.paths.model_agent_path = cfg.paths.model_critic_path = ""
+        return cfg
 
     def fit(self, dataset: Dataset) -> None:
         import copy
@@ -271,8 +279,7 @@ class SupervisedLSTMBaseline(_Fitted):
         from whatnext.rl.environment import learning_steps, total_steps
         from whatnext.rl.state import State
 
-        cfg = copy.deepcopy(self.config) if self.config is not None else Config()
-        cfg.train.algorithm, cfg.train.rl_weight, cfg.model.rerank = "hybrid", 0.0, 0
+        cfg = self.fix(copy.deepcopy(self.config) if self.config is not None else Config())
         torch.manual_seed(cfg.train.seed)
         agent = Agent(State(dataset), cfg)
         agent.wake()
@@ -281,6 +288,10 @@ class SupervisedLSTMBaseline(_Fitted):
         for _, _, _, batch, rng, gen in learning_steps(cfg, dataset, positions, 0, total):
             train_hybrid(agent, batch, rng, gen)
         agent.ready()
+        self.use(agent, dataset)
+
+    def use(self, agent: Any, dataset: Dataset) -> None:
+        """Recommend with an already trained (inference-ready) network instead of training one."""
         self.agent = agent
         super().fit(dataset)
 
@@ -289,6 +300,9 @@ class SupervisedLSTMBaseline(_Fitted):
         return self.agent.recommend(histories, k, exclude)
 
 
+#: Baselines by name; each class is constructed with keyword arguments only (see :func:`make`).
+#: Those that learn (``lstm``) are trained once as runs of their own by
+#: :func:`whatnext.evaluation.baseline_runs.fit_baselines`; :func:`make` fits in memory.
 BASELINES: dict[str, type] = {
     "random": RandomBaseline,
     "popular": PopularBaseline,
@@ -324,5 +338,5 @@ def make(name: str, dataset: Dataset, *, seed: int = 0, embeddings: np.ndarray |
 
 __all__ = [
     "BASELINES", "MarkovBaseline", "NeighboursBaseline", "PopularBaseline", "RandomBaseline",
-    "available", "last_items", "make", "rank_scores",
+    "SupervisedLSTMBaseline", "available", "last_items", "make", "rank_scores",
 ]
