@@ -146,6 +146,8 @@ def test_recommend_user_json(runner: CliRunner, trained: Path) -> None:
     assert not set(ids) & _played(trained, "7")
     d = [x["distance"] for x in recs]
     assert d == sorted(d)
+    s = [x["score"] for x in recs]
+    assert s == sorted(s, reverse=True)
     assert set(recs[0]["attributes"]) == {"f0", "f1", "f2"}
     assert recs[0]["title"] == f"Song {ids[0]}"
     assert r["user"] == "7" and r["history_length"] == 15
@@ -239,7 +241,7 @@ def test_all_users_output_and_force(runner: CliRunner, trained: Path, tmp_path: 
     args = ["recommend", "--config", str(trained), "--all-users", "--output", str(out), "-k", "3"]
     _ok(runner.invoke(app, args))
     df = pd.read_csv(out, dtype={"user_id": str, "item_id": str})
-    assert list(df.columns[:4]) == ["user_id", "rank", "item_id", "distance"]
+    assert list(df.columns) == ["user_id", "rank", "item_id", "score", "distance", "title"]
     assert len(df) == 30 * 3 and df["user_id"].nunique() == 30
     for user, rows in df.groupby("user_id"):
         assert list(rows["rank"]) == [1, 2, 3]
@@ -351,6 +353,9 @@ def test_sigint_saves_a_checkpoint_and_exits_130(tmp_path: Path, runner: CliRunn
             assert time.monotonic() < deadline, "no checkpoint line within 60 s"
         assert seen and ": checkpoint " in seen[-1], "".join(seen)
         proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)  # a second Ctrl-C while the checkpoint is written must not cut the save short
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -365,9 +370,78 @@ def test_sigint_saves_a_checkpoint_and_exits_130(tmp_path: Path, runner: CliRunn
     step = checkpoints.load(latest)["step"]
     assert step >= 7 and step < 60 * 45, "".join(seen) + out + err
     assert f"step {step}" in " ".join(err.split())
+    assert f"whatnext train --resume --config {cfg} --run default" in " ".join(err.split())
     assert not (run_dir / checkpoints.LOCK).exists()
     # the hint works: resume (with a shorter plan) continues from the saved step
     result = runner.invoke(app, ["train", "--config", str(cfg), "--resume", "--epochs", "1", "--json"])
     _ok(result)
     summary = json.loads(result.stdout)
     assert summary["start_step"] == step and summary["steps"] == max(step, 45)
+
+
+def test_interrupt_hint_resumes_to_the_recorded_target_and_a_second_ctrl_c_waits_for_the_save(
+        runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C at step 10 of a `--epochs 3` run, Ctrl-C again while the checkpoint is written: the save completes,
+    exit 130, and the hint's command (without --epochs) trains on to the 3 epochs the run was started with."""
+    import shlex
+
+    from whatnext.cli import render
+
+    cfg = ch.write_project(tmp_path / "my project", algorithm="original", epochs=1, checkpoint_every=1000)
+    on_step, save = render.TrainProgress.on_step, checkpoints.save
+
+    def ctrl_c_at_10(self, step, metrics):
+        if step == 10:
+            signal.raise_signal(signal.SIGINT)
+        return on_step(self, step, metrics)
+
+    def ctrl_c_while_saving(run_dir, payload):
+        if payload["step"] == 10:
+            signal.raise_signal(signal.SIGINT)
+            time.sleep(0.05)
+        return save(run_dir, payload)
+
+    monkeypatch.setattr(render.TrainProgress, "on_step", ctrl_c_at_10)
+    monkeypatch.setattr(checkpoints, "save", ctrl_c_while_saving)
+    result = runner.invoke(app, ["train", "--config", str(cfg), "--epochs", "3", "--run", "tty80", "--quiet"])
+    assert result.exit_code == 130, result.output
+    assert "saving, please wait" in result.stderr and "Traceback" not in result.output
+    run_dir = cfg.parent / "models" / "tty80"
+    latest = checkpoints.marker(run_dir, "latest")
+    checkpoints.verify(latest)
+    payload = checkpoints.load(latest)
+    assert payload["step"] == 10
+    assert payload["target"]["total_steps"] == 135 and payload["target"]["overrides"]["train.epochs"] == 3
+    hint = result.stderr.strip().splitlines()[-1]
+    assert hint.startswith("error: interrupted at step 10 of 135;") and "resume (to step 135)" in hint
+    command = shlex.split(hint.split("with: ", 1)[1])
+    assert command == ["whatnext", "train", "--resume", "--config", str(cfg), "--run", "tty80"]
+    monkeypatch.undo()
+    resumed = runner.invoke(app, [*command[1:], "--json"])
+    _ok(resumed)
+    summary = json.loads(resumed.stdout)
+    assert (summary["start_step"], summary["steps"], summary["total_steps"]) == (10, 135, 135)
+    # told otherwise, a resume follows the new target
+    more = runner.invoke(app, [*command[1:], "--epochs", "4", "--json"])
+    _ok(more)
+    assert json.loads(more.stdout)["total_steps"] == 180
+
+
+def test_run_inference_for_chosen_users(runner: CliRunner, tmp_path: Path) -> None:
+    events, items = ch.frames()
+    events.merge(items, on="item_id").to_csv(tmp_path / "long.csv", index=False)
+    setup = ("train, {train},\nmodel, lstm,\ndata, long.csv,\nepochs, 64,\n"
+             "model_agent_path, weights/agent.pt,\nmodel_critic_path, weights/critic.pt\n")
+    (tmp_path / "setup.txt").write_text(setup.format(train="yes"))
+    _ok(runner.invoke(app, ["run", "--config", str(tmp_path / "setup.txt"), "--quiet"]))
+    (tmp_path / "infer.txt").write_text(setup.format(train="no"))
+    result = runner.invoke(app, ["run", "--config", str(tmp_path / "infer.txt"), "--user", "7", "-u", "12", "--json", "-k", "3"])
+    _ok(result)
+    assert list(json.loads(result.stdout)["recommendations"]) == ["7", "12"]
+    result = runner.invoke(app, ["run", "--config", str(tmp_path / "infer.txt"), "--users", "9", "--json"])
+    _ok(result)
+    assert len(json.loads(result.stdout)["recommendations"]) == 9
+    result = runner.invoke(app, ["run", "--config", str(tmp_path / "infer.txt"), "--user", "nobody"])
+    err = _error(result, 5)
+    assert "unknown user 'nobody'" in err
+    _one_line(result)

@@ -26,10 +26,13 @@ def config_for(config: str | Path | None = None, overrides: dict[str, Any] | Non
     return load_config(config, overrides, check_paths=check_paths)
 
 
-def init_project(folder: str | Path = ".", *, legacy: bool = False, demo: bool = False, force: bool = False) -> dict[str, Any]:
+def init_project(folder: str | Path = ".", *, legacy: bool = False, demo: bool = False, force: bool = False,
+                 source: str | Path | None = None) -> dict[str, Any]:
     """Write a commented config (``whatnext.toml``, or ``setup.txt`` with ``legacy``) into ``folder``.
 
     With ``demo`` the demo dataset is written to ``folder/data/`` and the config points at it.
+    With ``source`` (a setup.txt, or any config file) its settings are written instead of the
+    defaults, relative paths rewritten for ``folder``: ``init --from setup.txt``.
     Existing files are never overwritten without ``force``; nothing is written if any would be.
     """
     from whatnext.config.legacy import to_setup
@@ -47,8 +50,8 @@ def init_project(folder: str | Path = ".", *, legacy: bool = False, demo: bool =
     existing = [p for p in targets if p.exists()]
     if existing and not force:
         raise OutputExistsError(f"{existing[0]}: already exists, not overwritten; pass --force to replace it")
-    cfg = Config(source=cfg_path)
-    if legacy:
+    cfg = Config(source=cfg_path) if source is None else _converted(source, cfg_path)
+    if legacy and source is None:
         cfg.paths.model_agent_path = "models/agent.pt"
         cfg.paths.model_critic_path = "models/critic.pt"
     written: list[str] = []
@@ -69,7 +72,28 @@ def init_project(folder: str | Path = ".", *, legacy: bool = False, demo: bool =
     except OSError as e:
         raise WhatnextError(f"{e.filename or root}: cannot write ({e.strerror})") from None
     written.insert(0, str(cfg_path))
-    return {"config": str(cfg_path), "written": written, "format": "setup.txt" if legacy else "toml", "demo": demo}
+    return {"config": str(cfg_path), "written": written, "format": "setup.txt" if legacy else "toml", "demo": demo,
+            "data_path": cfg.data.path}
+
+
+def _converted(source: str | Path, target: Path) -> Config:
+    """The config of ``source`` re-homed to ``target``: relative paths still name the same files."""
+    import os
+
+    from whatnext.errors import ConfigError
+
+    src = Path(source)
+    if src.resolve() == target.resolve():
+        raise ConfigError(f"--from {src}: is the file to be written; choose another DIR")
+    cfg = load_config(src, check_paths=False)
+    for section, key in (("data", "path"), ("data", "items_path"), ("paths", "models_dir"),
+                         ("paths", "model_agent_path"), ("paths", "model_critic_path")):
+        value = getattr(getattr(cfg, section), key)
+        if value and not Path(value).is_absolute():
+            moved = os.path.relpath(os.path.abspath(cfg.resolve(value)), os.path.abspath(target.parent))
+            setattr(getattr(cfg, section), key, Path(moved).as_posix())
+    cfg.source = target
+    return cfg
 
 
 def _write_long_table(events_path: Path, items_path: Path, out: Path) -> None:
@@ -112,16 +136,29 @@ def train(config: str | Path | None = None, overrides: dict[str, Any] | None = N
     """Train a run (``models_dir/run``) as the config says; see :func:`whatnext.rl.environment.train`.
 
     ``callback`` is a :class:`whatnext.rl.callbacks.Callback` (progress, early stop, Ctrl-C).
-    Validation NDCG@10 at each checkpoint picks the ``best`` checkpoint.
+    Validation NDCG@10 at each checkpoint picks the ``best`` checkpoint. The overrides are recorded
+    in the checkpoints; ``resume`` applies the recorded ones first, so a run continues to the target
+    it was started with (``--epochs 3`` stays 3 epochs) unless ``overrides`` say otherwise.
     """
     from whatnext.data import load_dataset
+    from whatnext.rl.environment import recorded_overrides
     from whatnext.rl.environment import train as train_loop
 
-    cfg = config_for(config, overrides)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    cfg = config_for(config, given)
+    if resume:
+        try:
+            recorded = recorded_overrides(cfg.run_dir)
+        except WhatnextError:  # the training loop reports what is wrong with the run
+            recorded = {}
+        if recorded:
+            given = {**recorded, **given}
+            cfg = config_for(config, given)
     ds = load_dataset(cfg)
     check_against_catalogue(cfg, len(ds.catalogue))  # validation ranks max(eval.ks) items
     try:
-        summary = train_loop(cfg, ds, resume=resume, callback=callback, evaluator=_validator(cfg, ds), force=force)
+        summary = train_loop(cfg, ds, resume=resume, callback=callback, evaluator=_validator(cfg, ds), force=force,
+                             overrides=given)
     except OSError as e:  # the metrics log or a legacy export on a full disk or a read-only folder
         raise TrainingError(
             f"{e.filename or cfg.run_dir}: cannot write ({e.strerror or e}); the checkpoints already saved are intact — "
@@ -198,8 +235,8 @@ def recommend(config: str | Path | None = None, overrides: dict[str, Any] | None
     if all_users:
         users = np.arange(len(h))
         hists = [h.of(int(u)) for u in users]
-        idx, dist = agent.recommend_with_distances(hists, k, None if include_seen else hists)
-        return _write_all(out_path, h.user_ids, cat.ids, idx, dist, force) | {"checkpoint": str(pt), "k": k, "warnings": warnings}
+        idx, dist, score = _ranked(agent, hists, k, None if include_seen else hists)
+        return _write_all(out_path, cfg, h.user_ids, cat, idx, dist, score) | {"checkpoint": str(pt), "k": k, "warnings": warnings}
     if user is not None:
         u = int(h.user_index([user])[0])
         if u < 0:
@@ -217,35 +254,75 @@ def recommend(config: str | Path | None = None, overrides: dict[str, Any] | None
             bad = ids[int(np.flatnonzero(found < 0)[0])]
             raise NotFoundError(f"unknown item {bad!r} in --history ({int((found < 0).sum())} unknown); use item ids from {ds.source}")
         hist = found
-    idx, dist = agent.recommend_with_distances([hist], k, None if include_seen else [hist])
+    idx, dist, score = _ranked(agent, [hist], k, None if include_seen else [hist])
     keep = idx[0] >= 0
     items = idx[0][keep]
-    attrs = cat.original_units(items)
+    attrs = as_written(cat.original_units(items))
     rows = []
-    for rank, (i, d) in enumerate(zip(items.tolist(), dist[0][keep].tolist()), 1):
-        row: dict[str, Any] = {"rank": rank, "item_id": str(cat.ids[i]), "distance": float(d)}
+    for rank, (i, sc, d) in enumerate(zip(items.tolist(), score[0][keep].tolist(), dist[0][keep].tolist()), 1):
+        row: dict[str, Any] = {"rank": rank, "item_id": str(cat.ids[i]), "score": float(sc), "distance": float(d)}
         for col in cat.display.columns:
             row[col] = str(cat.display.iloc[i][col])
-        row["attributes"] = {n: float(v) for n, v in zip(cat.feature_names, attrs[rank - 1])}
+        row["attributes"] = dict(zip(cat.feature_names, attrs[rank - 1]))
         rows.append(row)
     return {
         "user": user, "history_length": len(hist), "history": [str(cat.ids[i]) for i in hist[-5:]],
-        "k": k, "include_seen": include_seen, "diversity": cfg.recommend.diversity, "checkpoint": str(pt), "recommendations": rows,
+        "k": k, "include_seen": include_seen, "diversity": cfg.recommend.diversity, "checkpoint": str(pt),
+        "ranked_by": "score" if not cfg.recommend.diversity else "score and diversity", "recommendations": rows,
         "warnings": warnings,
     }
 
 
-def _write_all(path: Path | None, user_ids: Any, item_ids: Any, idx: Any, dist: Any, force: bool) -> dict[str, Any]:
+def _ranked(agent: Any, hists: list[Any], k: int, exclude: list[Any] | None) -> tuple[Any, Any, Any]:
+    """Top-k item indices, distances to the proto-action and the score each list is ranked by
+    (actor logit + re-rank weight * log critic value: non-increasing down a plain list), in blocks."""
+    import numpy as np
+
+    cfg = agent.cfg
+    pool = max(k, cfg.recommend.diversity_pool if cfg.recommend.diversity > 0 else 0)
+    seen = exclude is None
+    weight = agent.rerank_weight_seen if seen else agent.rerank_weight
+    parts = []
+    for s in range(0, len(hists), 1024):
+        scored = agent.score_candidates(hists[s : s + 1024], None if exclude is None else exclude[s : s + 1024], pool)
+        items, dist = agent.choose(scored, k, seen=seen)
+        col = (scored.items[:, None, :] == items[:, :, None]).argmax(-1)  # each chosen item's place in the slate
+        score = np.where(items >= 0, np.take_along_axis(scored.score(weight), col, 1), -np.inf)
+        parts.append((items, dist, score))
+    if not parts:
+        return np.zeros((0, k), np.int64), np.zeros((0, k)), np.zeros((0, k))
+    return tuple(np.concatenate([p[j] for p in parts]) for j in range(3))  # type: ignore[return-value]
+
+
+def as_written(values: Any) -> list[list[float]]:
+    """Feature values as in the data: each float32 by the shortest decimal that reads back as the same
+    float32 (90.4, not 90.4000015258789)."""
+    import numpy as np
+
+    a = np.asarray(values, dtype=np.float32)
+    return [[float(str(x)) for x in row] for row in a]
+
+
+def _write_all(path: Path | None, cfg: Config, user_ids: Any, cat: Any, idx: Any, dist: Any, score: Any) -> dict[str, Any]:
+    """Every user's top-k as a table whose user and item columns keep the data's names, with the display columns."""
     import numpy as np
     import pandas as pd
 
     assert path is not None
     n, k = idx.shape
     keep = (idx >= 0).ravel()
+    flat = np.maximum(idx, 0).ravel()[keep]
+    user_col = cfg.data.user_col if isinstance(cfg.data.user_col, str) and cfg.data.user_col else "user_id"
+    item_col = cfg.data.item_col if isinstance(cfg.data.item_col, str) and cfg.data.item_col else "item_id"
+    if item_col == user_col:
+        item_col = "item_id"
     df = pd.DataFrame({
-        "user_id": np.repeat(user_ids, k)[keep], "rank": np.tile(np.arange(1, k + 1), n)[keep],
-        "item_id": item_ids[np.maximum(idx, 0)].ravel()[keep], "distance": dist.ravel()[keep],
+        user_col: np.repeat(np.asarray(user_ids), k)[keep], "rank": np.tile(np.arange(1, k + 1), n)[keep],
+        item_col: np.asarray(cat.ids)[flat], "score": score.ravel()[keep], "distance": dist.ravel()[keep],
     })
+    for col in cat.display.columns:
+        if col not in df.columns:
+            df[col] = cat.display[col].to_numpy()[flat]
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -310,8 +387,9 @@ def show_checkpoint(config: str | Path | None = None, overrides: dict[str, Any] 
 
 
 def prune_checkpoints(config: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                      run: str | None = None, keep: int | None = None) -> dict[str, Any]:
-    """Delete all but the newest ``keep`` checkpoints of a run (``best`` and ``latest`` stay)."""
+                      run: str | None = None, keep: int | None = None, dry_run: bool = False) -> dict[str, Any]:
+    """Delete all but the newest ``keep`` checkpoints of a run (``best`` and ``latest`` stay); with
+    ``dry_run`` delete nothing and return what would go."""
     from whatnext import checkpoints
     from whatnext.errors import ConfigError, NotFoundError
 
@@ -322,19 +400,22 @@ def prune_checkpoints(config: str | Path | None = None, overrides: dict[str, Any
     rd = checkpoints.run_folder(cfg.resolve(cfg.paths.models_dir), cfg.paths.run if run is None else run)
     if not rd.is_dir():
         raise NotFoundError(f"no run folder {rd}; 'whatnext checkpoints list' shows the runs")
-    removed = checkpoints.prune(rd, keep)
-    return {"run": rd.name, "removed": [str(p) for p in removed], "kept": len(checkpoints.listing(rd))}
+    before = len(checkpoints.listing(rd))
+    removed = checkpoints.prune(rd, keep, dry_run=dry_run)
+    kept = before - len(removed) if dry_run else len(checkpoints.listing(rd))
+    return {"run": rd.name, "removed": [str(p) for p in removed], "kept": kept, "dry_run": dry_run}
 
 
 # ---------------------------------------------------------------- the original main.py
 
 
 def run_legacy(config: str | Path | None = None, overrides: dict[str, Any] | None = None, *, k: int = 10,
-               users: int = 5, callback: Any = None) -> dict[str, Any]:
+               users: int = 5, user_ids: list[str] | None = None, callback: Any = None) -> dict[str, Any]:
     """What the original main.py did: train when ``train`` is yes, else the inference cycle.
 
     Inference reads actor and critic from model_agent_path / model_critic_path when set
-    (else the run's best checkpoint) and recommends for ``users`` random users.
+    (else the run's best checkpoint) and recommends for the users ``user_ids`` (external ids),
+    or for ``users`` random users (seeded by train.seed).
     """
     import numpy as np
 
@@ -351,11 +432,20 @@ def run_legacy(config: str | Path | None = None, overrides: dict[str, Any] | Non
         agent, pt = load_agent(cfg, ds)
         source = str(pt)
     h = ds.histories
-    rng = np.random.default_rng(cfg.train.seed)
-    chosen = rng.choice(len(h), size=min(users, len(h)), replace=False)
+    if user_ids:
+        from whatnext.errors import NotFoundError
+
+        chosen = h.user_index(list(user_ids))
+        if (chosen < 0).any():
+            bad = list(user_ids)[int(np.flatnonzero(chosen < 0)[0])]
+            raise NotFoundError(f"unknown user {bad!r} in {ds.source} (users look like: {', '.join(h.user_ids[:5].tolist())}); "
+                                f"'whatnext inspect-data --json' describes the data")
+    else:
+        rng = np.random.default_rng(cfg.train.seed)
+        chosen = rng.choice(len(h), size=min(users, len(h)), replace=False)
     hists = [h.of(int(u)) for u in chosen]
     idx = agent.recommend(hists, k, hists)
-    recs = {str(h.user_ids[u]): [str(ds.catalogue.ids[i]) for i in row if i >= 0] for u, row in zip(chosen, idx)}
+    recs = {str(h.user_ids[u]): [str(ds.catalogue.ids[i]) for i in row if i >= 0] for u, row in zip(chosen.tolist(), idx)}
     return {"mode": "inference", "model": source, "k": k, "recommendations": recs}
 
 

@@ -2,28 +2,42 @@
 
 This is the only module that knows typer and rich. Each command parses options, calls one
 engine function, and renders the result (a rich table, or JSON with ``--json``). A
-:class:`WhatnextError` becomes one red line on stderr and its documented exit code.
+:class:`WhatnextError` becomes one red line on stderr (a JSON object under ``--json``) and
+its documented exit code.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
+from typer.core import TyperOption
 
-from whatnext.errors import WhatnextError
+from whatnext.errors import ConfigError, WhatnextError
+
+_display_type_rich = TyperOption.display_type_rich
+
+
+def _no_flag_metavar(self: TyperOption, ctx: Any) -> str | None:
+    """A flag takes no value: show no ``<bool>`` beside it in --help."""
+    return None if self.is_flag else _display_type_rich(self, ctx)
+
+
+TyperOption.display_type_rich = _no_flag_metavar  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="whatnext",
     help="whatnext: reinforcement-learning next-item recommenders (actor-critic LSTMs) for listening logs.",
+    epilog="Example: whatnext init demo --demo && whatnext train --config demo/whatnext.toml",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,20 +47,47 @@ ConfigOpt = Annotated[
     typer.Option("--config", "-c", help="Config file: whatnext.toml or legacy setup.txt (format detected). "
                  "Default: built-in defaults and the demo data.", show_default=False),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON for scripts.")]
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", metavar="KEY=VALUE", help="Set any config key, e.g. --set train.batch_size=64 (repeatable; "
+                 "the value is read as a TOML literal, else as text; wins over the file).", show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON for scripts (errors too, on stderr).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from whatnext import __version__
+
+        sys.stdout.write(f"whatnext {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", "-V", help="Show the version and exit.", callback=_version,
+                                          is_eager=True)] = False,
+) -> None:
+    """whatnext: reinforcement-learning next-item recommenders (actor-critic LSTMs) for listening logs."""
 
 
 def _console(stderr: bool = False) -> Any:
+    import os
+
     from rich.console import Console
 
     con = Console(stderr=stderr, highlight=False)
-    if not con.is_terminal:  # pipes and logs: wide tables instead of cells cut to one letter
+    if not con.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+        # pipes and logs: wide tables instead of cells cut to one letter (COLUMNS still wins)
         con = Console(stderr=stderr, highlight=False, width=200)
     return con
 
 
-def fail(message: str, code: int) -> typer.Exit:
-    """Print one red line on stderr and return the Exit to raise."""
+def fail(message: str, code: int, as_json: bool = False) -> typer.Exit:
+    """Print one line on stderr (red text, or a JSON object) and return the Exit to raise."""
+    if as_json:
+        sys.stderr.write(json.dumps({"error": message, "exit_code": code}) + "\n")
+        return typer.Exit(code)
     from rich.markup import escape
 
     # soft_wrap: the message stays one line however long (scripts and tests read it whole)
@@ -54,17 +95,35 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _message_for(e: WhatnextError, config: Any) -> str:
+    """The error's message; in a setup.txt project 'set data.X' names the setup.txt way."""
+    msg = str(e)
+    if config is not None and "set data." in msg:
+        try:
+            from whatnext.config import is_toml_file
+
+            legacy = not is_toml_file(Path(config), Path(config).read_text("utf-8", errors="replace"))
+        except OSError:
+            legacy = False
+        if legacy:
+            from whatnext.config.legacy import legacy_hint
+
+            msg = legacy_hint(msg, Path(config).name)
+    return msg
+
+
 def handle_errors(fn: F) -> F:
     """Turn WhatnextError into one line on stderr and its exit code; Ctrl-C into exit 130."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json"))
         try:
             return fn(*args, **kwargs)
         except WhatnextError as e:
-            raise fail(str(e), e.exit_code) from None
+            raise fail(_message_for(e, kwargs.get("config")), e.exit_code, as_json) from None
         except KeyboardInterrupt:
-            raise fail("interrupted", 130) from None
+            raise fail("interrupted", 130, as_json) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as e:  # a bug: one line, unless the user asks for the traceback
@@ -73,7 +132,7 @@ def handle_errors(fn: F) -> F:
             if os.environ.get("WHATNEXT_DEBUG"):
                 raise
             raise fail(f"internal error: {type(e).__name__}: {e} (a bug: please report it; "
-                       f"set WHATNEXT_DEBUG=1 to see the traceback)", 1) from None
+                       f"set WHATNEXT_DEBUG=1 to see the traceback)", 1, as_json) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -83,62 +142,114 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
-def show(result: dict[str, Any], as_json: bool, renderer: str) -> None:
+def show(result: dict[str, Any], as_json: bool, renderer: str, **options: Any) -> None:
     """Print a result as JSON, or with ``whatnext.cli.render.<renderer>`` (imported only then: rich is slow to load)."""
     if as_json:
         print_json(result)
         return
     from whatnext.cli import render
 
-    getattr(render, renderer)(_console(), result)
+    getattr(render, renderer)(_console(), result, **options)
 
 
-@app.command()
+def parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """``--set KEY=VALUE`` options as overrides: the value as a TOML literal (64, 0.5, true, [10, 20],
+    "text"), else as the text itself; keys and types are checked with the config file's rules."""
+    import tomllib
+
+    from whatnext.config import known_keys
+    from whatnext.config.schema import did_you_mean
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, eq, raw = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.batch_size=64")
+        if "." not in key:
+            bare = {k.split(".", 1)[1]: k for k in known_keys()}
+            hint = f" (did you mean '{bare[key]}'?)" if key in bare else did_you_mean(key, known_keys())
+            raise ConfigError(f"--set {item!r}: expected a key as section.key{hint}")
+        try:
+            value: Any = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        out[key] = value
+    return out
+
+
+def _overrides(sets: list[str] | None, **given: Any) -> dict[str, Any]:
+    """--set values, then the command's own options (which win); None = not given."""
+    return {**parse_sets(sets), **{k: v for k, v in given.items() if v is not None}}
+
+
+def q(path: Any) -> str:
+    """A path or value as the shell reads it back."""
+    return shlex.quote(str(path))
+
+
+@app.command(epilog="Examples: whatnext init myproject  ·  whatnext init demo --demo  ·  "
+             "whatnext init --from setup.txt")
 @handle_errors
 def init(
     folder: Annotated[Path, typer.Argument(help="Folder to write the config (and demo data) into.")] = Path("."),
     legacy: Annotated[bool, typer.Option("--legacy", help="Write the original setup.txt instead of whatnext.toml.")] = False,
     demo: Annotated[bool, typer.Option("--demo", help="Also write the demo dataset into FOLDER/data/ and point the config at it.")] = False,
+    from_: Annotated[Optional[Path], typer.Option("--from", help="Convert this setup.txt (or any config) into FOLDER/whatnext.toml, every key with its value.", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a commented config file holding every option with its default."""
     from whatnext import engine
 
-    result = engine.init_project(folder, legacy=legacy, demo=demo, force=force)
+    if from_ is not None and folder == Path("."):
+        folder = from_.parent
+    result = engine.init_project(folder, legacy=legacy, demo=demo, force=force, source=from_)
     if as_json:
         print_json(result)
         return
     con = _console()
     for path in result["written"]:
         con.print(f"[green]wrote[/] {path}")
-    con.print(f"next: whatnext inspect-data --config {result['config']}")
+    if not result.get("data_path"):
+        con.print("data.path is empty: the built-in demo data will be used; point it at your events file in "
+                  f"{q(result['config'])} (or: --set data.path=plays.csv)")
+    con.print(f"next: whatnext inspect-data --config {q(result['config'])}")
 
 
-@app.command("inspect-data")
+@app.command("inspect-data", epilog="Examples: whatnext inspect-data plays.csv  ·  "
+             "whatnext inspect-data --config myproject/whatnext.toml --json")
 @handle_errors
 def inspect_data(
     path: Annotated[Optional[Path], typer.Argument(help="Events file to inspect (overrides data.path).", show_default=False)] = None,
     config: ConfigOpt = None,
+    sets: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Describe the data: users, items, events, time span, history lengths, popularity, features, problems."""
     from whatnext import engine
 
-    result = engine.inspect_data(config, path)
+    result = engine.inspect_data(config, path, _overrides(sets))
     show(result, as_json, "render_inspect")
 
 
 RunOpt = Annotated[Optional[str], typer.Option("--run", help="Run name: checkpoints live in models_dir/RUN (default: paths.run).", show_default=False)]
 CheckpointOpt = Annotated[Optional[Path], typer.Option("--checkpoint", help="Use this checkpoint file instead of a run's best.", show_default=False)]
 DiversityOpt = Annotated[Optional[float], typer.Option("--diversity", help="Trade accuracy for more varied lists, e.g. 0.5 (overrides recommend.diversity; 0 = off).", show_default=False)]
+WideOpt = Annotated[bool, typer.Option("--wide", help="Show every column however wide the terminal (default: fit it).")]
+ColumnsOpt = Annotated[Optional[str], typer.Option("--columns", metavar="A,B,...", help="Show these columns, in this order (e.g. rank,item,title,score,tempo).", show_default=False)]
 
 
 class _Interrupt:
-    """SIGINT sets a flag the progress callback reads, so the loop can save and stop cleanly."""
+    """SIGINT sets a flag the progress callback reads, so the loop can save and stop cleanly.
+
+    Once training runs (``arm``), no Ctrl-C interrupts the save: later presses only say so.
+    Before that (loading data) there is nothing to save and Ctrl-C stops at once.
+    """
 
     def __init__(self) -> None:
         self.hit = False
+        self.armed = False
 
     def __enter__(self) -> _Interrupt:
         import signal
@@ -146,9 +257,16 @@ class _Interrupt:
         self._old = signal.signal(signal.SIGINT, self._handle)
         return self
 
+    def arm(self) -> None:
+        """Training has started: from now on Ctrl-C means 'save and stop'."""
+        self.armed = True
+
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.hit:  # a second Ctrl-C: stop now
+        if not self.armed:
             raise KeyboardInterrupt
+        sys.stderr.write("\nsaving, please wait (the checkpoint is being written; Ctrl-C cannot cut it short)\n"
+                         if self.hit else "\nstopping after this step: saving a checkpoint, please wait\n")
+        sys.stderr.flush()
         self.hit = True
 
     def __exit__(self, *exc: object) -> None:
@@ -157,40 +275,50 @@ class _Interrupt:
         signal.signal(signal.SIGINT, self._old)
 
 
-@app.command()
+def _interrupted(summary: dict[str, Any], config: Path | None, as_json: bool) -> typer.Exit:
+    run = Path(summary["run_dir"]).name
+    cmd = "whatnext train --resume" + (f" --config {q(config)}" if config else "") + f" --run {q(run)}"
+    target = summary.get("total_steps")
+    return fail(f"interrupted at step {summary['steps']} of {target}; checkpoint saved to {summary['checkpoint']}; "
+                f"resume (to step {target}) with: {cmd}", 130, as_json)
+
+
+@app.command(epilog="Examples: whatnext train --config demo/whatnext.toml --epochs 3 --run short  ·  "
+             "whatnext train --config demo/whatnext.toml --run short --resume")
 @handle_errors
 def train(
     config: ConfigOpt = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", "-e", help="Passes over all training positions (overrides train.epochs and the legacy sample count).", show_default=False)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run from its newest good checkpoint.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run from its newest good checkpoint, to the target it was started with (its --epochs and --set) unless given again.")] = False,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (overrides train.seed).", show_default=False)] = None,
     run: RunOpt = None,
     algorithm: Annotated[Optional[str], typer.Option("--algorithm", help="Training algorithm: original or hybrid (overrides train.algorithm).", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Delete the run's existing checkpoints and start over.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar.")] = False,
+    sets: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train the actor and critic; checkpoints go to models_dir/RUN. Ctrl-C saves and exits 130."""
     from whatnext import engine
     from whatnext.cli.render import TrainProgress
 
-    overrides = {"train.epochs": epochs, "train.samples": 0 if epochs is not None else None,
-                 "train.seed": seed, "paths.run": run, "train.algorithm": algorithm}
+    overrides = _overrides(sets, **{"train.epochs": epochs, "train.samples": 0 if epochs is not None else None,
+                                    "train.seed": seed, "paths.run": run, "train.algorithm": algorithm})
     con = _console(stderr=as_json)
-    with _Interrupt() as interrupt:
-        progress = TrainProgress(con, plain=quiet or as_json or not con.is_terminal, interrupt=interrupt)
+    with _Interrupt() as interrupt:  # until the hint is printed: a late Ctrl-C cannot swallow it
+        progress = TrainProgress(con, plain=quiet or as_json or not con.is_terminal, interrupt=interrupt,
+                                 config=config)
         summary = engine.train(config, overrides, resume=resume, callback=progress, force=force)
-    if as_json:
-        print_json(summary)
-    else:
-        progress.summary(summary)
-    if summary["status"] == "interrupted":
-        resume_cmd = "whatnext train --resume" + (f" --config {config}" if config else "") + (f" --run {run}" if run else "")
-        raise fail(f"interrupted at step {summary['steps']}; checkpoint saved to {summary['checkpoint']}; "
-                   f"resume with: {resume_cmd}", 130)
+        if as_json:
+            print_json(summary)
+        else:
+            progress.summary(summary)
+        if summary["status"] == "interrupted":
+            raise _interrupted(summary, config, as_json)
 
 
-@app.command()
+@app.command(epilog="Examples: whatnext recommend --config demo/whatnext.toml --user 7 -k 5  ·  "
+             "whatnext recommend --config demo/whatnext.toml --all-users --output top10.csv")
 @handle_errors
 def recommend(
     user: Annotated[Optional[str], typer.Option("--user", "-u", help="External id of the user to recommend for.", show_default=False)] = None,
@@ -201,22 +329,31 @@ def recommend(
     checkpoint: CheckpointOpt = None,
     include_seen: Annotated[bool, typer.Option("--include-seen", help="Allow items the user already played.")] = False,
     all_users: Annotated[bool, typer.Option("--all-users", help="Recommend for every user; needs --output.")] = False,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="With --all-users: write FILE.parquet or FILE.csv.", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="With --all-users: write FILE.parquet or FILE.csv (columns named as in the data, with titles).", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --output file.")] = False,
     diversity: DiversityOpt = None,
+    wide: WideOpt = False,
+    columns: ColumnsOpt = None,
+    sets: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Recommend the next items for a user (or a given history, or every user) from a trained run."""
     from whatnext import engine
 
     result = engine.recommend(
-        config, {"recommend.diversity": diversity}, user=user, history=history.split(",") if history is not None else None, k=k, run=run,
+        config, _overrides(sets, **{"recommend.diversity": diversity}), user=user,
+        history=history.split(",") if history is not None else None, k=k, run=run,
         checkpoint=checkpoint, include_seen=include_seen, all_users=all_users, output=output, force=force,
     )
-    show(result, as_json, "render_recommendations")
+    show(result, as_json, "render_recommendations", wide=wide, columns=_column_list(columns))
 
 
-@app.command("eval")
+def _column_list(columns: str | None) -> list[str] | None:
+    return [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+
+
+@app.command("eval", epilog="Examples: whatnext eval --config demo/whatnext.toml --baselines --split test  ·  "
+             "whatnext eval --config demo/whatnext.toml --json")
 @handle_errors
 def eval_cmd(
     config: ConfigOpt = None,
@@ -226,6 +363,9 @@ def eval_cmd(
     include_seen: Annotated[Optional[bool], typer.Option("--include-seen/--exclude-seen", help="Keep already played items in the ranking (default eval.include_seen: excluded).", show_default=False)] = None,
     with_baselines: Annotated[bool, typer.Option("--baselines", help="Also evaluate random, popular, markov, neighbours and the supervised LSTM.")] = False,
     diversity: DiversityOpt = None,
+    wide: WideOpt = False,
+    columns: ColumnsOpt = None,
+    sets: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Leave-one-out evaluation with full ranking: HR, NDCG, MRR, coverage, diversity, novelty."""
@@ -238,33 +378,35 @@ def eval_cmd(
 
             con = _console(stderr=as_json)
             progress = TrainProgress(con, plain=as_json or not con.is_terminal, interrupt=interrupt)
-        result = engine.evaluate(config, {"recommend.diversity": diversity}, run=run, checkpoint=checkpoint, split=split,
-                                 include_seen=include_seen, baselines=with_baselines, callback=progress)
-    show(result, as_json, "render_eval")
+        result = engine.evaluate(config, _overrides(sets, **{"recommend.diversity": diversity}), run=run, checkpoint=checkpoint,
+                                 split=split, include_seen=include_seen, baselines=with_baselines, callback=progress)
+    show(result, as_json, "render_eval", wide=wide, columns=_column_list(columns))
 
 
-checkpoints_app = typer.Typer(help="List, show and prune the checkpoints of training runs.", no_args_is_help=True)
+checkpoints_app = typer.Typer(help="List, show and prune the checkpoints of training runs.", no_args_is_help=True,
+                              epilog="Examples: whatnext checkpoints list --config demo/whatnext.toml  ·  "
+                              "whatnext checkpoints prune --keep 1 --dry-run")
 app.add_typer(checkpoints_app, name="checkpoints")
 
 
-@checkpoints_app.command("list")
+@checkpoints_app.command("list", epilog="Example: whatnext checkpoints list --config demo/whatnext.toml --run short")
 @handle_errors
-def checkpoints_list(config: ConfigOpt = None, run: RunOpt = None, as_json: JsonOpt = False) -> None:
+def checkpoints_list(config: ConfigOpt = None, run: RunOpt = None, sets: SetOpt = None, as_json: JsonOpt = False) -> None:
     """Runs and their checkpoints: step, time, validation metrics, size, best/latest."""
     from whatnext import engine
 
-    result = engine.list_checkpoints(config, run=run)
+    result = engine.list_checkpoints(config, _overrides(sets), run=run)
     show(result, as_json, "render_checkpoints")
 
 
-@checkpoints_app.command("show")
+@checkpoints_app.command("show", epilog="Example: whatnext checkpoints show --config demo/whatnext.toml --json")
 @handle_errors
 def checkpoints_show(config: ConfigOpt = None, run: RunOpt = None, checkpoint: CheckpointOpt = None,
-                     as_json: JsonOpt = False) -> None:
+                     sets: SetOpt = None, as_json: JsonOpt = False) -> None:
     """One checkpoint's step, algorithm, model arguments, metrics and config (default: the run's best)."""
     from whatnext import engine
 
-    result = engine.show_checkpoint(config, run=run, checkpoint=checkpoint)
+    result = engine.show_checkpoint(config, _overrides(sets), run=run, checkpoint=checkpoint)
     if as_json:
         print_json(result)
         return
@@ -273,50 +415,64 @@ def checkpoints_show(config: ConfigOpt = None, run: RunOpt = None, checkpoint: C
     render_mapping(_console(), f"Checkpoint {result['path']}", {k: v for k, v in result.items() if k != "config"})
 
 
-@checkpoints_app.command("prune")
+@checkpoints_app.command("prune", epilog="Examples: whatnext checkpoints prune --keep 1 --dry-run  ·  "
+                         "whatnext checkpoints prune --config demo/whatnext.toml --run short --keep 2")
 @handle_errors
 def checkpoints_prune(
     config: ConfigOpt = None, run: RunOpt = None,
     keep: Annotated[Optional[int], typer.Option("--keep", help="Checkpoints to keep (default: train.keep_last); best and latest always stay.", show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Only say which checkpoints would be deleted.")] = False,
+    sets: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Delete all but the newest N checkpoints of a run, keeping best and latest."""
     from whatnext import engine
 
-    result = engine.prune_checkpoints(config, run=run, keep=keep)
+    result = engine.prune_checkpoints(config, _overrides(sets), run=run, keep=keep, dry_run=dry_run)
     if as_json:
         print_json(result)
         return
-    _console().print(f"removed {len(result['removed'])} checkpoints from run {result['run']}; {result['kept']} left")
+    con = _console()
+    verb = "would remove" if dry_run else "removed"
+    for p in result["removed"]:
+        con.print(f"{verb} {p}")
+    con.print(f"{verb} {len(result['removed'])} checkpoints from run {result['run']}; {result['kept']} "
+              f"{'would be ' if dry_run else ''}left")
 
 
-@app.command("run")
+@app.command("run", epilog="Examples: whatnext run --config setup.txt  ·  "
+             "whatnext run --config setup.txt --user 7 --user 12 -k 5  ·  whatnext run --config setup.txt --users 20")
 @handle_errors
 def run_cmd(
     config: ConfigOpt = None,
     k: Annotated[int, typer.Option("-k", help="Inference: items per user.")] = 10,
+    user: Annotated[Optional[list[str]], typer.Option("--user", "-u", help="Inference: recommend for this user (repeatable).", show_default=False)] = None,
+    users: Annotated[int, typer.Option("--users", help="Inference without --user: this many random users (seeded by train.seed).")] = 5,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar.")] = False,
+    sets: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """What the original main.py did: train when the config says 'train, yes', else recommend (inference)."""
     from whatnext import engine
     from whatnext.cli.render import TrainProgress
 
+    if users < 1:
+        raise ConfigError(f"--users is {users}, expected an integer >= 1")
     con = _console(stderr=as_json)
     with _Interrupt() as interrupt:
-        progress = TrainProgress(con, plain=quiet or as_json or not con.is_terminal, interrupt=interrupt)
-        result = engine.run_legacy(config, k=k, callback=progress)
-    if as_json:
-        print_json(result)
-    elif result["mode"] == "train":
-        progress.summary(result)
-    else:
-        from whatnext.cli.render import render_mapping
+        progress = TrainProgress(con, plain=quiet or as_json or not con.is_terminal, interrupt=interrupt, config=config)
+        result = engine.run_legacy(config, _overrides(sets), k=k, users=users, user_ids=user, callback=progress)
+        if as_json:
+            print_json(result)
+        elif result["mode"] == "train":
+            progress.summary(result)
+        else:
+            from whatnext.cli.render import render_mapping
 
-        render_mapping(con, f"Recommendations (model {result['model']})",
-                       {u: ", ".join(items) for u, items in result["recommendations"].items()})
-    if result.get("status") == "interrupted":
-        raise fail(f"interrupted at step {result['steps']}; resume with: whatnext train --resume", 130)
+            render_mapping(con, f"Recommendations (model {result['model']})",
+                           {u: ", ".join(items) for u, items in result["recommendations"].items()})
+        if result.get("status") == "interrupted":
+            raise _interrupted(result, config, as_json)
 
 
 def main() -> None:
@@ -325,6 +481,7 @@ def main() -> None:
         from typer._click import exceptions as cx  # typer >= 0.22 carries its own click
     except ImportError:  # pragma: no cover - older typer uses click itself
         from click import exceptions as cx  # type: ignore[no-redef]
+    as_json = "--json" in sys.argv[1:]
     try:
         rc = app(standalone_mode=False)  # returns an Exit's code instead of raising it
     except cx.NoArgsIsHelpError as e:
@@ -332,11 +489,15 @@ def main() -> None:
         rc = 0
     except cx.UsageError as e:
         hint = f"; see '{e.ctx.command_path} --help'" if e.ctx is not None else ""
-        rc = fail(f"{e.format_message()}{hint}", 2).exit_code
+        rc = fail(f"{e.format_message()}{hint}", 2, as_json).exit_code
     except cx.ClickException as e:
-        rc = fail(e.format_message(), 1).exit_code
+        rc = fail(e.format_message(), 1, as_json).exit_code
     except (typer.Abort, KeyboardInterrupt):
-        rc = fail("interrupted", 130).exit_code
+        rc = fail("interrupted", 130, as_json).exit_code
     except typer.Exit as e:
         rc = e.exit_code
+    if rc == 130:  # interrupted and saved: one more Ctrl-C while the interpreter shuts down changes nothing
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise SystemExit(rc if isinstance(rc, int) else 0)

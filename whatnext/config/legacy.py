@@ -16,14 +16,21 @@ epochs (integer)          train.samples                  total training samples 
 model_agent_path (path)   paths.model_agent_path         actor weights also written/read here
 model_critic_path (path)  paths.model_critic_path        critic weights also written/read here
 ========================  =============================  =====================================
+
+Beside these, every whatnext.toml key is accepted in its dotted form (``data.item_col, song_id``;
+``train.batch_size, 64``): the value is read as a TOML literal where it is one (numbers, true/false,
+``[10]``), yes/no for true/false keys, and as text otherwise. A value cannot hold a comma.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
+import typing
 from pathlib import Path
+from typing import Any
 
-from whatnext.config.schema import Config, did_you_mean, set_value, shown
+from whatnext.config.schema import SECTIONS, Config, did_you_mean, known_keys, set_value, shown
 from whatnext.errors import ConfigError
 
 #: setup.txt key -> (section, key) in Config, in the order they are written.
@@ -60,7 +67,7 @@ def parse_setup(text: str, path: Path) -> Config:
     if not tokens:
         raise ConfigError(f"{path}: the config file is empty; write one with 'whatnext init --legacy --force'")
     cfg = Config(source=path)
-    seen: dict[str, int] = {}
+    seen: dict[tuple[str, str], tuple[int, str]] = {}
     for i in range(0, len(tokens), 2):
         raw_key, line = tokens[i]
         key = raw_key.lstrip("*").strip().lower()
@@ -73,21 +80,26 @@ def parse_setup(text: str, path: Path) -> Config:
                 )
         if not key:
             raise ConfigError(f"{where}: empty key (two commas in a row?); expected 'key, value' pairs separated by commas")
-        if key not in LEGACY_KEYS:
-            hint = did_you_mean(key, LEGACY_KEYS)
+        if key not in LEGACY_KEYS and key not in _DOTTED:
+            hint = did_you_mean(key, [*LEGACY_KEYS, *_DOTTED])
             raise ConfigError(
-                f"{where}: unknown key '{shown(raw_key)}'{hint}; setup.txt keys are {', '.join(LEGACY_KEYS)}"
+                f"{where}: unknown key '{shown(raw_key)}'{hint}; setup.txt keys are {', '.join(LEGACY_KEYS)}, "
+                f"or any whatnext.toml key as section.key (e.g. data.item_col)"
             )
         if i + 1 >= len(tokens) or not tokens[i + 1][0]:
             raise ConfigError(f"{where}: key '{key}' has no value; write '{key}, VALUE'")
-        if key in seen:
-            raise ConfigError(f"{where}: key '{key}' given twice (first on line {seen[key]}); keep one")
-        seen[key] = line
+        section, field_name = LEGACY_KEYS.get(key) or _DOTTED[key]
+        if (section, field_name) in seen:
+            first, name = seen[(section, field_name)]
+            also = "" if name == key else f" (as '{name}')"
+            raise ConfigError(f"{where}: key '{key}' given twice (first on line {first}{also}); keep one")
+        seen[(section, field_name)] = (line, key)
         value, vline = tokens[i + 1]
         where_v = f"{path}:{vline}"
-        section, field_name = LEGACY_KEYS[key]
         parsed: object
-        if key == "train":
+        if key in _DOTTED:
+            parsed = _dotted_value(section, field_name, value)
+        elif key == "train":
             low = value.lower()
             if low not in ("yes", "no"):
                 raise ConfigError(f"{where_v}: key 'train' is {value!r}, expected yes or no")
@@ -104,12 +116,40 @@ def parse_setup(text: str, path: Path) -> Config:
     return cfg
 
 
+#: every whatnext.toml key in its dotted setup.txt form
+_DOTTED: dict[str, tuple[str, str]] = {k: (k.split(".", 1)[0], k.split(".", 1)[1]) for k in known_keys()}
+
+
+def _dotted_value(section: str, key: str, text: str) -> Any:
+    """A dotted key's value: yes/no for true/false keys, a TOML literal where it is one, else the text."""
+    tp = typing.get_type_hints(SECTIONS[section]).get(key)
+    if tp is bool and text.lower() in ("yes", "no"):
+        return text.lower() == "yes"
+    if text.lower() == _NONE and tp is str:
+        return ""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def legacy_hint(message: str, file_name: str = "setup.txt") -> str:
+    """A message advising 'set data.X', completed with the way that works in a setup.txt project."""
+    m = re.search(r"set (data\.[a-z_]+)", message)
+    if m is None:
+        return message
+    guess = re.search(r"did you mean '([^',]+)'", message)
+    value = guess.group(1) if guess else "VALUE"
+    return (f"{message}; in {file_name} that is a line '{m.group(1)}, {value}' "
+            f"(or convert the project with 'whatnext init --from {file_name}')")
+
+
 def legacy_line(text: str, section: str, key: str) -> int | None:
-    """Line of the legacy key mapped to ``section.key`` in setup.txt text, if any."""
+    """Line of the setup.txt key (original or dotted) mapped to ``section.key`` in setup.txt text, if any."""
     tokens = _tokens(text)
     for i in range(0, len(tokens), 2):
         k = tokens[i][0].lstrip("*").strip().lower()
-        if LEGACY_KEYS.get(k) == (section, key) and i + 1 < len(tokens):
+        if (LEGACY_KEYS.get(k) == (section, key) or k == f"{section}.{key}") and i + 1 < len(tokens):
             return tokens[i + 1][1]
     return None
 
@@ -117,8 +157,8 @@ def legacy_line(text: str, section: str, key: str) -> int | None:
 def to_setup(cfg: Config) -> str:
     """The legacy keys of ``cfg`` as setup.txt text, one pair a line.
 
-    Only the six original keys exist in this format; everything else keeps its default
-    (use whatnext.toml to set more).
+    The six original keys always; every other key that differs from its default in dotted form
+    (``data.item_col, song_id``). A value that needs a comma cannot be written (ConfigError).
     """
     head = (
         "# whatnext legacy config: comma-separated 'key, value' pairs; case, spaces and line breaks do not matter.\n"
@@ -137,4 +177,30 @@ def to_setup(cfg: Config) -> str:
         else:
             text = str(value)
         pairs.append(f"{key}, {text}")
+    defaults = Config().to_dict()
+    mapped = set(LEGACY_KEYS.values())
+    for dotted, (section, name) in _DOTTED.items():
+        value = getattr(getattr(cfg, section), name)
+        if (section, name) in mapped or value == defaults[section][name]:
+            continue
+        text = _literal(value) if not isinstance(value, str) else value
+        if "," in text or not text.strip() or text != text.strip():
+            raise ConfigError(f"key '{dotted}': the value {text!r} cannot be written to setup.txt (commas, "
+                              f"blanks); use whatnext.toml")
+        if isinstance(value, str) and _dotted_value(section, name, text) != value:
+            text = _literal(value)  # text that would read back as a number or list: quote it
+        pairs.append(f"{dotted}, {text}")
     return head + ",\n".join(pairs) + "\n"
+
+
+def _literal(value: Any) -> str:
+    """``value`` as a one-line TOML literal."""
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_literal(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value) if isinstance(value, str) else repr(value)

@@ -201,7 +201,9 @@ def _type_name(tp: Any) -> str:
     if origin is types.UnionType:
         return " or ".join(_type_name(t) for t in typing.get_args(tp))
     if origin is list:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}s"
+        inner = typing.get_args(tp)[0]
+        return "a list of " + {int: "integers", float: "numbers", str: "strings", bool: "true/false values"}.get(
+            inner, _type_name(inner))
     if origin is dict:
         return "a table of name = number"
     return {bool: "true/false", int: "an integer", float: "a finite number", str: "a string"}[tp]

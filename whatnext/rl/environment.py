@@ -94,13 +94,15 @@ def checkpoint_payload(agent: Agent, cfg: Config, step: int, epoch: int, metrics
 
 
 def train(cfg: Config, dataset: Dataset, *, resume: bool = False, callback: Callback | None = None,
-          evaluator: Evaluator | None = None, force: bool = False) -> dict[str, Any]:
+          evaluator: Evaluator | None = None, force: bool = False, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train actor and critic on ``dataset`` as ``cfg`` says; return a summary dict.
 
     ``resume`` continues from the run's newest good checkpoint. Starting afresh in a run that
     already has checkpoints is refused (OutputExistsError) unless ``force``, which deletes
     them first. ``evaluator`` (agent -> validation metrics) runs at every checkpoint and
-    decides the ``best`` marker.
+    decides the ``best`` marker. ``overrides`` (``"section.key" -> value``, the command line's) are
+    recorded in every checkpoint with the run's target (``target``: epochs, samples, total steps),
+    so that a resume can continue to the same target (:func:`recorded_overrides`).
     """
     run_dir = cfg.run_dir
     with checkpoints.RunLock(run_dir):
@@ -111,11 +113,11 @@ def train(cfg: Config, dataset: Dataset, *, resume: bool = False, callback: Call
                     f"start another with --run NAME, or pass --force to delete them and start over"
                 )
             checkpoints.clear(run_dir)
-        return _train_locked(cfg, dataset, run_dir, resume, callback or Callback(), evaluator)
+        return _train_locked(cfg, dataset, run_dir, resume, callback or Callback(), evaluator, overrides or {})
 
 
 def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, callback: Callback,
-                  evaluator: Evaluator | None) -> dict[str, Any]:
+                  evaluator: Evaluator | None, overrides: dict[str, Any]) -> dict[str, Any]:
     t = cfg.train
     torch.manual_seed(t.seed)  # initial weights
     state = State(dataset)
@@ -126,6 +128,8 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
         raise TrainingError(f"{dataset.source}: no training positions (every user needs at least 4 events to train on)")
     spe = steps_per_epoch(len(positions), t.batch_size)
     total = total_steps(cfg, spe)
+    target = {"epochs": t.epochs, "samples": t.samples, "total_steps": total,
+              "overrides": {k: v for k, v in overrides.items() if v is not None}}
     start, best, resumed_stale = 0, None, 0
     warnings: list[str] = []
     if resume:
@@ -160,7 +164,8 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
             metrics["train/samples_per_s"] = (step - start) * t.batch_size / max(time.perf_counter() - t0, 1e-9)
             stop = cb.on_step(step, metrics)
             if stop or step % t.checkpoint_every == 0 or step == total:
-                best, last_pt, stale = _checkpoint(agent, cfg, run_dir, step, epoch, metrics, best, stale, evaluator, cb)
+                best, last_pt, stale = _checkpoint(agent, cfg, run_dir, step, epoch, metrics, best, stale, evaluator, cb,
+                                                   target)
             if stop:
                 status = "interrupted"
                 break
@@ -194,7 +199,7 @@ def _repair_best_marker(run_dir: Path, pt: Path, payload: dict[str, Any], key: s
 
 def _checkpoint(agent: Agent, cfg: Config, run_dir: Path, step: int, epoch: int, metrics: dict[str, float],
                 best: float | None, stale: int, evaluator: Evaluator | None,
-                cb: Callback) -> tuple[float | None, Path, int]:
+                cb: Callback, target: dict[str, Any] | None = None) -> tuple[float | None, Path, int]:
     """Evaluate (if asked), save, move the markers, prune, export the legacy files.
 
     Returns the best validation score, the checkpoint, and how many checkpoints in a row
@@ -210,13 +215,22 @@ def _checkpoint(agent: Agent, cfg: Config, run_dir: Path, step: int, epoch: int,
         if score is not None and (best is None or score > best):
             best, is_best = float(score), True
     stale = 0 if is_best else stale + 1
-    pt = checkpoints.save(run_dir, {**checkpoint_payload(agent, cfg, step, epoch, saved, best), "stale": stale})
+    pt = checkpoints.save(run_dir, {**checkpoint_payload(agent, cfg, step, epoch, saved, best), "stale": stale,
+                                    "target": target or {}})
     if is_best:
         checkpoints.set_marker(run_dir, "best", pt)
     checkpoints.prune(run_dir, cfg.train.keep_last)
     export_legacy(agent, cfg)
     cb.on_checkpoint(step, pt)
     return best, pt, stale
+
+
+def recorded_overrides(run_dir: Path) -> dict[str, Any]:
+    """The command-line overrides the run's newest good checkpoint was trained with ({} if none)."""
+    found = checkpoints.load_latest(run_dir)
+    target = found[1].get("target") if found is not None else None
+    saved = target.get("overrides") if isinstance(target, dict) else None
+    return {str(k): v for k, v in saved.items()} if isinstance(saved, dict) else {}
 
 
 def restore(agent: Agent, payload: dict[str, Any], *, optimisers: bool = False) -> None:
