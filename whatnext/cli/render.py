@@ -287,20 +287,6 @@ def baselines_note(con: Console, b: dict[str, Any] | None) -> None:
     if b["fitted"]:
         parts.append(f"{', '.join(b['fitted'])} fitted")
     con.print(f"[dim]baselines: {'; '.join(parts)}; {b['seconds']:.1f} s in all[/]")
-    baselines_note(con, r.get("baselines"))
-
-
-def baselines_note(con: Console, b: dict[str, Any] | None) -> None:
-    """One dim line under the eval table: which baselines were loaded from their runs, trained or fitted, and in how long."""
-    if not b:
-        return
-    runs = {x["name"]: x for x in b["runs"]}
-    parts = [f"{n} loaded from {runs[n]['run']}" for n in b["loaded"]]
-    parts += [f"{n} {runs[n]['status']} into {runs[n]['run']} in {runs[n]['seconds']:.1f} s ({runs[n]['reason']})"
-              for n in b["trained"]]
-    if b["fitted"]:
-        parts.append(f"{', '.join(b['fitted'])} fitted")
-    con.print(f"[dim]baselines: {'; '.join(parts)}; {b['seconds']:.1f} s in all[/]")
 
 
 class TrainProgress(Callback):
