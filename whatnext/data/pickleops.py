@@ -128,6 +128,8 @@ class Reader:
             raise _fail("a container changed after it was put inside another (a recursive or rewritten structure)")
         d = self.depth[id(container)]
         for c in children:
+            if c is container:
+                raise _fail("a container that holds itself")
             d = max(d, self._adopt(c) + 1)
         if d > MAX_DEPTH:
             raise _fail(f"objects nested more than {MAX_DEPTH} deep")
