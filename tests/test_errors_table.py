@@ -219,6 +219,16 @@ def _list_pickle(tmp: Path, trained: Path) -> dict[str, str]:
     return {"cfg": str(tmp / "whatnext.toml")}
 
 
+@setup("data-pickle-bad-placement", "data-pickle-truncated")
+def _crafted_pickle(tmp: Path, trained: Path) -> dict[str, str]:
+    if tmp.name == "data-pickle-bad-placement":
+        _write(tmp / "clean.pk", (DOC.parents[1] / "tests/hostile/pickles/placement-past-the-columns.pk").read_bytes())
+    else:
+        _write(tmp / "clean.pk", pickle.dumps(pd.DataFrame({"user_id": ["u1"], "item_id": ["s1"], "timestamp": [1]}))[:-1])
+    _write(tmp / "whatnext.toml", '[data]\npath = "clean.pk"\n')
+    return {"cfg": str(tmp / "whatnext.toml")}
+
+
 @setup("data-corrupt-parquet")
 def _corrupt_parquet(tmp: Path, trained: Path) -> dict[str, str]:
     _write(tmp / "events.parquet", b"PAR1 this is not really parquet PAR1")

@@ -83,7 +83,8 @@ class Reader:
     # ---------------------------------------------------------------- bytes
     def _take(self, n: int) -> memoryview:
         if n < 0 or n > len(self.raw) - self.pos:
-            raise _fail(f"a length of {n} bytes at byte {self.pos} runs past the end of the file")
+            raise _fail(f"the file ends early: {n} bytes wanted at byte {self.pos}, {len(self.raw) - self.pos} left "
+                        f"(truncated, or a damaged length)")
         out = self.raw[self.pos:self.pos + n]
         self.pos += n
         return out
@@ -193,7 +194,7 @@ class Reader:
         push = self.stack.append
         while True:
             if self.pos >= len(self.raw):
-                raise _fail("the file ends before the pickle's STOP (truncated)")
+                raise _fail("the file ends early: no STOP at the end (truncated)")
             op = chr(self.raw[self.pos])
             self.pos += 1
             if op == ".":
@@ -431,7 +432,8 @@ def _op_proto(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
 def _op_frame(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
     n = r._uint(8)
     if n > len(r.raw) - r.pos:
-        raise _fail(f"a frame of {n} bytes at byte {r.pos} runs past the end of the file")
+        raise _fail(f"the file ends early: a frame of {n} bytes at byte {r.pos}, {len(r.raw) - r.pos} left "
+                    f"(truncated, or a damaged length)")
 
 
 def _op_mark(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
