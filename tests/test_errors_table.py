@@ -122,6 +122,7 @@ CONFIG_FILES: dict[str, tuple[str, str | bytes]] = {
     "setup-duplicate-key": ("setup.txt", "train, yes,\nmodel, lstm,\ntrain, no"),
     "setup-epochs-not-a-number": ("setup.txt", "train, yes,\nepochs, ten"),
     "setup-missing-comma": ("setup.txt", "train, yes\nmodel, lstm"),
+    "setup-dotted-wrong-type": ("setup.txt", "train, yes,\ntrain.batch_size, big"),
 }
 
 
@@ -132,7 +133,14 @@ def _config_file(tmp: Path, trained: Path) -> dict[str, str]:
     return {"cfg": str(tmp / name)}
 
 
-@setup("config-missing")
+@setup("setup-missing-item-column")
+def _legacy_song_id(tmp: Path, trained: Path) -> dict[str, str]:
+    _write(tmp / "events.csv", "user_id,song_id,timestamp\nu1,s1,1\nu1,s2,2\n")
+    _write(tmp / "setup.txt", "train, yes,\ndata, events.csv\n")
+    return {"cfg": str(tmp / "setup.txt"), "data": str(tmp / "events.csv")}
+
+
+@setup("config-missing", "init-from-missing")
 def _nothing(tmp: Path, trained: Path) -> dict[str, str]:
     return {}
 
@@ -246,7 +254,8 @@ def _empty_folder(tmp: Path, trained: Path) -> dict[str, str]:
        "cli-k-zero", "cli-k-too-large", "cli-all-users-without-output", "cli-output-bad-suffix", "cli-split-bogus",
        "cli-prune-keep-zero", "cli-train-again", "cli-unknown-run", "cli-checkpoints-unknown-run",
        "cli-bad-algorithm-option", "cli-negative-diversity", "ckpt-missing-file", "ckpt-not-a-checkpoint",
-       "cli-run-traversal", "cli-run-empty", "cli-train-run-escape")
+       "cli-run-traversal", "cli-run-empty", "cli-train-run-escape", "cli-set-wrong-type", "cli-set-no-equals",
+       "cli-set-no-section", "cli-columns-unknown", "cli-run-unknown-user", "cli-run-users-zero")
 def _trained(tmp: Path, trained: Path) -> dict[str, str]:
     _trained_copy(tmp, trained)
     _write(tmp / "notes.txt", "not a checkpoint\n")

@@ -138,8 +138,7 @@ def legacy_hint(message: str, file_name: str = "setup.txt") -> str:
     m = re.search(r"set (data\.[a-z_]+)", message)
     if m is None:
         return message
-    guess = re.search(r"did you mean '([^',]+)'", message)
-    value = guess.group(1) if guess else "VALUE"
+    value = "COLUMN" if m.group(1).endswith("_col") else "VALUE"
     return (f"{message}; in {file_name} that is a line '{m.group(1)}, {value}' "
             f"(or convert the project with 'whatnext init --from {file_name}')")
 
