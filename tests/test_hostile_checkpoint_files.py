@@ -17,7 +17,6 @@ import errno
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import core_helpers as ch
@@ -257,7 +256,3 @@ def test_a_lock_that_is_a_fifo_or_garbage_is_taken_over_without_hanging(tmp_path
     lock.write_bytes(b"\xff" * 10_000)
     with checkpoints.RunLock(run):
         assert json.loads(lock.read_text())["pid"] == os.getpid()
-
-
-def test_the_driver_runs_under_the_current_interpreter() -> None:
-    assert sys.executable  # run_limited starts the child with it

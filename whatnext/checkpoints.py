@@ -619,12 +619,13 @@ class RunLock:
         guard_path = self.path.with_name(LOCK + ".guard")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(guard_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            # never blocks on a FIFO, never follows a link
+            guard = open(guard_path, "a", opener=lambda p, f: os.open(p, f | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0), 0o644))
         except OSError as e:
             raise TrainingError(self._cannot_write(e)) from None
         # the guard serialises check-and-take-over, so two processes cannot both take a stale lock
-        with os.fdopen(fd, "a") as guard:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+        with guard:
+            if not stat.S_ISREG(os.fstat(guard.fileno()).st_mode):
                 raise TrainingError(f"{guard_path}: not a regular file; delete it (no whatnext needs it between runs)")
             fcntl.flock(guard.fileno(), fcntl.LOCK_EX)
             owner = _read_owner(self.path) if os.path.lexists(self.path) else None
