@@ -120,7 +120,7 @@ class PathsConfig:
     """Where models go."""
 
     models_dir: str = _f("models", "folder holding one sub-folder per training run")
-    run: str = _f("default", "run name: checkpoints go to models_dir/run")
+    run: str = _f("default", "run name: checkpoints go to models_dir/run; one folder name of letters, digits, '.', '_', '-' (not starting with a dot, at most 64 characters)")
     model_agent_path: str = _f("", "legacy: also write/read the actor weights at this path")
     model_critic_path: str = _f("", "legacy: also write/read the critic weights at this path")
 
