@@ -252,9 +252,10 @@ def test_long_error_stays_on_one_line(runner: CliRunner, tmp_path: Path) -> None
     [
         pytest.param("user,item_id,timestamp\na,x,1\n", "user_id"),
         ("", "empty"),
-        pytest.param("user_id,item_id,timestamp,energy\na,x,1,0.5\nb,x,2,0.7\n", "conflicting"),
+        # (a column that varies within an item is now left out as an event attribute, not an error)
+        pytest.param("user_id,item_id,timestamp\na,x,01/02/2024\nb,x,02/01/2024\n", "data.time_format"),
     ],
-    ids=["missing-column", "empty", "conflict"],
+    ids=["missing-column", "empty", "ambiguous-dates"],
 )
 def test_bad_data_exit_3(runner: CliRunner, tmp_path: Path, content: str, fragment: str) -> None:
     p = tmp_path / "events.csv"

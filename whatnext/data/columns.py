@@ -117,7 +117,7 @@ def choose_features(df: pd.DataFrame, key: np.ndarray, cfg: DataConfig, *, candi
             )
         else:
             example = values[num.isna()].iloc[0]
-            hint = (f"; list it in data.multi_value_cols to make each value a feature"
+            hint = ("; list it in data.multi_value_cols to make each value a feature"
                     if any(sep in str(example) for sep in "|;,") else "")
             unused.append({"column": c, "reason": f"text, not numbers (e.g. '{shown(str(example)[:40])}'){hint}"})
     if per_item and numeric:

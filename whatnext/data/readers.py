@@ -15,7 +15,6 @@ from __future__ import annotations
 import bz2
 import csv
 import gzip
-import io
 import lzma
 import re
 from pathlib import Path
@@ -81,12 +80,16 @@ def _head(path: Path, n: int) -> bytes:
                     break
                 out += chunk
             return out
-    except (OSError, EOFError, lzma.LZMAError) as e:
+    except (OSError, EOFError, lzma.LZMAError, *_zstd_errors()) as e:
         raise DataError(f"{path}: cannot decompress ({shown(str(e)[:100])}); the file is damaged or not what its name says") from None
-    except Exception as e:  # zstandard.ZstdError and friends
-        if type(e).__module__.startswith("zstandard"):
-            raise DataError(f"{path}: cannot decompress ({shown(str(e)[:100])}); the file is damaged") from None
-        raise
+
+
+def _zstd_errors() -> tuple[type[Exception], ...]:
+    try:
+        import zstandard
+    except ImportError:
+        return ()
+    return (zstandard.ZstdError,)
 
 
 def base_name(path: Path) -> str:
@@ -287,7 +290,7 @@ def _decimal_commas(df: pd.DataFrame, ids: set[str], notes: list[str]) -> pd.Dat
         if str(c) in ids or pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
             continue
         values = s.dropna()
-        if not len(values) or not values.map(type).eq(str).all():
+        if not len(values) or not pd.api.types.is_string_dtype(values):
             continue
         text = values.astype(str)
         if not text.str.contains(",", regex=False).any() or not text.str.match(_DECIMAL_COMMA).all():
@@ -312,6 +315,8 @@ def _csv(path: Path, **kw: object) -> pd.DataFrame:
         raise DataError(f"{where}: malformed row ({shown((str(e).strip().splitlines() or ['?'])[-1][:120])}); check data.delimiter") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not {kw.get('encoding', 'utf-8')} text; set data.encoding (e.g. latin-1)") from None
+    except (EOFError, OSError, lzma.LZMAError, *_zstd_errors()) as e:  # a damaged compressed file
+        raise DataError(f"{path}: cannot decompress ({shown(str(e)[:100])}); the file is damaged or not what its name says") from None
     except ValueError as e:
         raise DataError(f"{path}: cannot read as CSV ({shown(str(e)[:120])})") from None
 
