@@ -160,8 +160,8 @@ def test_prune_on_a_read_only_file_system_exits_7_and_loses_nothing(trained: Pat
     monkeypatch.undo()
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 7, result.stderr
-    assert lines == [f"error: {run}/ckpt-00000006.json: cannot delete (Read-only file system); the checkpoints not yet "
-                     f"pruned are intact — make {run} writable (or free the file system), then prune again"]
+    assert lines == [(f"error: {run}/ckpt-00000006.json: cannot delete (Read-only file system); the checkpoints not yet "
+                      f"pruned are intact — make {run} writable (or free the file system), then prune again")]
     assert tree_snapshot(proj) == before, "nothing may be lost"
     assert [c.step for c in checkpoints.listing(run)] == [6, 12]
 
@@ -184,7 +184,7 @@ def test_a_run_name_is_one_safe_folder_name_wherever_it_is_set(name: str, tmp_pa
     cfg = Config()
     cfg.paths.run = name  # set in code, past the checks: the run folder still refuses it
     with pytest.raises(ConfigError):
-        cfg.run_dir
+        _ = cfg.run_dir
     with pytest.raises(ConfigError):
         checkpoints.resolve(tmp_path / "models", name, None)
 
@@ -237,9 +237,8 @@ def test_a_lock_of_a_live_process_is_respected_and_says_how_to_clear_it(tmp_path
     for owner in ({"pid": os.getppid(), "start": _own_start(), "host": os.uname().nodename},
                   {"pid": 1234, "start": "5", "host": "elsewhere.example"}):
         lock.write_text(json.dumps(owner))
-        with pytest.raises(TrainingError) as exc:
-            with checkpoints.RunLock(run):
-                pass
+        with pytest.raises(TrainingError) as exc, checkpoints.RunLock(run):
+            pass
         msg = str(exc.value)
         assert str(owner["pid"]) in msg and f"delete {lock}" in msg and len(msg.splitlines()) == 1
         assert json.loads(lock.read_text()) == owner, "a held lock stays"
