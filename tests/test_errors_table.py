@@ -180,6 +180,7 @@ DATA_FILES: dict[str, dict[str, str | bytes]] = {
                                   "items.csv": "song,energy\ns1,0.1\n"},
     "data-composite-key-clash": {"events.csv": "user_id,artist,title,timestamp\nu1,A - B,C,1\nu1,A,B - C,2\n"},
     "data-bad-decimal": {"events.csv": "user_id,item_id,timestamp\nu1,s1,1\n"},
+    "data-mixed-unix-units": {"events.csv": "user_id,item_id,timestamp\nu1,s1,1711843200\nu1,s2,1711843300000\n"},
     "data-bad-feature-cols": {"events.csv": "user_id,item_id,timestamp\nu1,s1,1\n"},
 }
 DATA_CONFIG_EXTRA = {

@@ -34,8 +34,12 @@ UNIX_UNITS = (("seconds", 1e8, 1e10), ("milliseconds", 1e11, 1e13), ("microsecon
               ("nanoseconds", 1e17, 1e19))
 
 
-def unix_unit(values: np.ndarray) -> str | None:
-    """The unit of unix timestamps (seconds, milliseconds, ...) when every value fits one; else None."""
+def unix_unit(values: np.ndarray, source: str = "data", name: str = "timestamp") -> str | None:
+    """The unit of unix timestamps (seconds, milliseconds, ...) when every value fits one; else None.
+
+    DataError when every value is a unix time but in different units (seconds beside milliseconds):
+    ordering them as plain numbers would put every second-stamped event first.
+    """
     v = values[np.isfinite(values)]
     if not len(v):
         return None
@@ -43,6 +47,12 @@ def unix_unit(values: np.ndarray) -> str | None:
     for unit, a, b in UNIX_UNITS:
         if a <= lo and hi < b:
             return unit
+    found = [(unit, v[(v >= a) & (v < b)]) for unit, a, b in UNIX_UNITS]
+    found = [(unit, x) for unit, x in found if len(x)]
+    if len(found) > 1 and sum(len(x) for _, x in found) == len(v):
+        (u1, x1), (u2, x2) = found[:2]
+        raise DataError(f"{source}: column '{shown(name)}' mixes unix {u1} ({x1[0]:.0f}) and unix {u2} ({x2[0]:.0f}); "
+                        f"write every time in one unit")
     return None
 
 
@@ -56,7 +66,7 @@ def parse_times(col: pd.Series, source: str, name: str, time_format: str = "") -
                         f"(set data.time_col or data.order_col)")
     if pd.api.types.is_numeric_dtype(col):
         values = col.to_numpy(dtype=np.float64)
-        return values, {"kind": "number", "unit": unix_unit(values)}
+        return values, {"kind": "number", "unit": unix_unit(values, source, name)}
     if pd.api.types.is_datetime64_any_dtype(col):
         if getattr(col.dtype, "tz", None) is not None:
             col = col.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -67,7 +77,7 @@ def parse_times(col: pd.Series, source: str, name: str, time_format: str = "") -
     num = pd.to_numeric(text, errors="coerce")
     if num.notna().all():  # numbers written as text (e.g. a Parquet string column)
         values = num.to_numpy(dtype=np.float64)
-        return values, {"kind": "number", "unit": unix_unit(values)}
+        return values, {"kind": "number", "unit": unix_unit(values, source, name)}
     if num.notna().any():  # numbers with a stray word: name the word
         raise DataError(f"{source}: column '{shown(name)}' holds {shown(repr(text[num.isna()].iloc[0]))}, expected numbers "
                         f"or dates (set data.time_col or data.order_col)")
