@@ -130,9 +130,9 @@ def render_inspect(con: Console, r: dict[str, Any]) -> None:
         ("events per item", f"top 1% of items get {ep['top1pct_share']:.1%} of events; Gini {ep['gini']:.3f}; max {ep['max']}"),
         ("duplicate events", r["duplicate_events"]),
         ("single-event users", f"{r['single_event_users']} (kept for inference, no training targets)"),
-        ("split", f"{sp['train_events']} training events, {sp['train_positions']} training positions (events with "
-                  f"an earlier one: each a target once an epoch), {sp['valid_targets']} validation and "
-                  f"{sp['test_targets']} test targets"),
+        ("split", (f"{sp['train_events']} training events, {sp['train_positions']} training positions (events "
+                   f"with an earlier one: each a target once an epoch), {sp['valid_targets']} validation and "
+                   f"{sp['test_targets']} test targets")),
         ("features", "none: embeddings will be learned" if r["no_features"] else len(r["features"])),
         ("catalogue fingerprint", r["fingerprint"]),
     ]
@@ -211,8 +211,9 @@ def render_recommendations(con: Console, r: dict[str, Any], wide: bool = False,
     # priority: rank, item, score, then title/artist, distance, attributes (table order stays as above)
     order = ["rank", "item", "score", *display, "distance", *attrs]
     chosen = _choose(cols, columns)
+    dropped: list[_Col] = []
     if columns or wide:
-        kept, dropped = chosen, []
+        kept = chosen
     else:
         by = {c.name: c for c in cols}
         kept_set, dropped = _fit([by[n] for n in order], con.width)
