@@ -78,7 +78,7 @@ def histories(cfg: Path | Config) -> dict[str, list[str]]:
 
 
 FORMATS = {"iso": "%Y-%m-%dT%H:%M:%S", "day-first": "%d/%m/%Y %H:%M:%S", "month-first": "%m-%d-%Y %H:%M:%S",
-           "day-first-dots": "%d.%m.%Y %H:%M:%S"}
+           "day-first-dots": "%d.%m.%Y %H:%M:%S", "month-first-12h": "%m/%d/%Y %I:%M:%S %p"}
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -104,7 +104,14 @@ def test_iso_day_first_and_month_first_order_histories_alike(tmp_path_factory: p
             got[name] = got["iso"]
         else:
             got[name] = histories(cfg)
-    assert got["day-first"] == got["iso"] == got["month-first"] == got["day-first-dots"]
+    assert got["day-first"] == got["iso"] == got["month-first"] == got["day-first-dots"] == got["month-first-12h"]
+
+
+@pytest.mark.parametrize("value", ["31/03/2024 24:00", "31/03/2024 10:61", "31/03/2024 13:00 PM", "30/02/2024"])
+def test_impossible_dates_and_times_are_errors_not_next_days(tmp_path: Path, value: str) -> None:
+    cfg = write(tmp_path, f"user_id,item_id,timestamp\nu1,a,31/03/2024 10:00\nu1,b,{value}\n")
+    msg = error(["inspect-data", "--config", str(cfg)], 3)
+    assert f"holds '{value}', not a date when read as day/month/year" in msg
 
 
 def test_late_march_to_april_reads_day_first_for_every_value(tmp_path: Path) -> None:

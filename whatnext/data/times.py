@@ -21,11 +21,11 @@ from whatnext.errors import DataError
 
 #: day.month.year or month/day/year (two or four digit year), an optional time and offset
 _DMY = (r"^(?P<a>\d{1,2})(?P<sep>[/.-])(?P<b>\d{1,2})(?P=sep)(?P<year>\d{4}|\d{2})"
-        r"(?:[ T]+(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?P<frac>\.\d+)?)?)?"
+        r"(?:[ T]+(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?P<frac>\.\d+)?)?(?:\s*(?P<ampm>[AaPp]\.?[Mm]\.?))?)?"
         r"\s*(?P<offset>Z|UTC|[+-]\d{2}:?\d{2})?$")
 #: year/month/day with / or . (ISO's year-month-day with - goes to pandas' ISO 8601 reader)
 _YMD = (r"^(?P<year>\d{4})(?P<sep>[/.])(?P<b>\d{1,2})(?P=sep)(?P<a>\d{1,2})"
-        r"(?:[ T]+(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?P<frac>\.\d+)?)?)?"
+        r"(?:[ T]+(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?P<frac>\.\d+)?)?(?:\s*(?P<ampm>[AaPp]\.?[Mm]\.?))?)?"
         r"\s*(?P<offset>Z|UTC|[+-]\d{2}:?\d{2})?$")
 _ISO = r"^\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}(?::\d{2}(?::\d{2}(?:[.,]\d+)?)?)?)?\s*(?:Z|UTC|[+-]\d{2}(?::?\d{2})?)?$"
 
@@ -141,10 +141,17 @@ def _day_month(parts: pd.DataFrame, uniq: pd.Series, source: str, name: str,
     year = parts["year"].astype(int)
     year = year.where(parts["year"].str.len() == 4, 2000 + year.where(year < 70, year - 100))
     frac = parts["frac"].fillna(".0").str[1:].str.ljust(9, "0").str[:9].astype(np.int64)
+    hour = parts["hour"].fillna(0).astype(int)
+    ampm = parts["ampm"].fillna("").str.lower().str[:1]
+    if (ampm != "").any():  # 12-hour clock: 12 AM is 0h, 12 PM is 12h; an hour of 13 with PM is not a time
+        bad12 = (ampm != "") & ((hour < 1) | (hour > 12))
+        hour = hour.where(ampm == "", hour % 12 + np.where(ampm == "p", 12, 0)).where(~bad12, 99)
     stamp = pd.to_datetime(pd.DataFrame({
-        "year": year, "month": month, "day": day, "hour": parts["hour"].fillna(0).astype(int),
+        "year": year, "month": month, "day": day, "hour": hour,
         "minute": parts["minute"].fillna(0).astype(int), "second": parts["second"].fillna(0).astype(int),
     }), errors="coerce") + pd.to_timedelta(frac, unit="ns")
+    minute, second = parts["minute"].fillna(0).astype(int), parts["second"].fillna(0).astype(int)
+    stamp = stamp.where((hour <= 23) & (minute <= 59) & (second <= 59))  # to_datetime would carry 25:00 into the next day
     if stamp.isna().any():
         bad = uniq[stamp.isna().to_numpy()].iloc[0]
         order = "year/month/day" if year_first else "day/month/year" if day_first else "month/day/year"
