@@ -27,7 +27,8 @@ CASES: dict[str, Case] = {}
 #: what each case should leave a reader with: "sidecar" and "marker" cases are reported by
 #: 'checkpoints list' as skipped; "best" cases make recommend fall back with a warning;
 #: "unverified" cases leave no checkpoint with a verified sidecar; "unwritable" cases block training from
-#: writing a marker (exit 7, nothing of the user's deleted to make room)
+#: writing a marker (exit 7, nothing of the user's deleted to make room); "metrics" cases make train --resume
+#: refuse its metrics log (exit 7)
 KIND: dict[str, set[str]] = {}
 
 
@@ -241,6 +242,20 @@ def _lock_fifo(run: Path, victim: Path) -> None:
 @case()
 def _lock_garbage(run: Path, victim: Path) -> None:
     (run / ".lock").write_bytes(b"\x00" * 100_000)
+
+
+@case("metrics")
+def _metrics_fifo(run: Path, victim: Path) -> None:
+    """metrics.jsonl, which a resume reads and rewrites, as a FIFO."""
+    (run / "metrics.jsonl").unlink(missing_ok=True)
+    os.mkfifo(run / "metrics.jsonl")
+
+
+@case("metrics")
+def _metrics_symlink_out(run: Path, victim: Path) -> None:
+    """metrics.jsonl as a link to the victim: a resume would rewrite the victim."""
+    (run / "metrics.jsonl").unlink(missing_ok=True)
+    (run / "metrics.jsonl").symlink_to(victim)
 
 
 def main(argv: list[str]) -> int:

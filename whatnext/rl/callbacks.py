@@ -9,8 +9,12 @@ how Ctrl-C is handled). Metrics are flat dicts with namespaced keys (``train/cri
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any, TextIO
+
+from whatnext.errors import TrainingError
 
 
 class Callback:
@@ -68,6 +72,10 @@ class JsonlWriter(Callback):
 
     def __init__(self, path: Path, resume_step: int = 0) -> None:
         self.path = path
+        if resume_step and os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+            # a link (out of the run), FIFO or device: reading could hang or never end, writing could land anywhere
+            raise TrainingError(f"{path}: not a regular file (a symbolic link, FIFO, device or folder); whatnext writes "
+                                f"this log itself: delete it, then resume")
         if resume_step and path.exists():
             kept = [ln for ln in path.read_text().splitlines() if _step_of(ln) <= resume_step]
             path.write_text("".join(ln + "\n" for ln in kept))
