@@ -69,8 +69,7 @@ class Reader:
     """Runs the opcodes of one pickle; :meth:`load` returns the top object."""
 
     def __init__(self, raw: bytes, allowed: Iterable[tuple[str, str]]) -> None:
-        self.buf = raw
-        self.raw = memoryview(raw)
+        self.buf = bytes(raw)
         self.pos = 0
         self.allowed = frozenset(allowed)
         self.stack: list[object] = []
@@ -81,11 +80,11 @@ class Reader:
         self.keep: list[object] = []
 
     # ---------------------------------------------------------------- bytes
-    def _take(self, n: int) -> memoryview:
-        if n < 0 or n > len(self.raw) - self.pos:
-            raise _fail(f"the file ends early: {n} bytes wanted at byte {self.pos}, {len(self.raw) - self.pos} left "
+    def _take(self, n: int) -> bytes:
+        if n < 0 or n > len(self.buf) - self.pos:
+            raise _fail(f"the file ends early: {n} bytes wanted at byte {self.pos}, {len(self.buf) - self.pos} left "
                         f"(truncated, or a damaged length)")
-        out = self.raw[self.pos:self.pos + n]
+        out = self.buf[self.pos:self.pos + n]
         self.pos += n
         return out
 
@@ -129,6 +128,8 @@ class Reader:
             raise _fail("a container changed after it was put inside another (a recursive or rewritten structure)")
         d = self.depth[id(container)]
         for c in children:
+            if type(c) in _PRIMITIVE:  # most children: text and numbers
+                continue
             if c is container:
                 raise _fail("a container that holds itself")
             d = max(d, self._adopt(c) + 1)
@@ -191,22 +192,51 @@ class Reader:
 
     # ---------------------------------------------------------------- the loop
     def load(self) -> object:
-        push = self.stack.append
+        buf, size, stack, memo, marks = self.buf, len(self.buf), self.stack, self.memo, self.marks
+        push = stack.append
+        ops = _OPS
         while True:
-            if self.pos >= len(self.raw):
+            pos = self.pos
+            if pos >= size:
                 raise _fail("the file ends early: no STOP at the end (truncated)")
-            op = chr(self.raw[self.pos])
-            self.pos += 1
-            if op == ".":
-                if self.marks or len(self.stack) != 1:
+            code = buf[pos]
+            self.pos = pos = pos + 1
+            # the opcodes of every string and memo entry, inline: a large table is mostly these
+            if code == 0x8C or code == 0x58:  # SHORT_BINUNICODE, BINUNICODE
+                width = 1 if code == 0x8C else 4
+                end = pos + width + int.from_bytes(buf[pos:pos + width], "little")
+                if pos + width > size or end > size:
+                    self._take(size + 1)  # raises the "ends early" error
+                try:
+                    push(str(buf[pos + width:end], "utf-8"))
+                except UnicodeDecodeError:
+                    raise _fail(f"text that is not UTF-8 before byte {end}") from None
+                self.pos = end
+            elif code == 0x94:  # MEMOIZE
+                if not stack or (marks and len(stack) <= marks[-1]):
+                    raise _fail(f"the stack is empty at byte {pos}")
+                memo[len(memo)] = stack[-1]
+            elif code == 0x71:  # BINPUT
+                if pos >= size or not stack or (marks and len(stack) <= marks[-1]):
+                    raise _fail(f"BINPUT with an empty stack or at the end of the file, at byte {pos}")
+                memo[buf[pos]] = stack[-1]
+                self.pos = pos + 1
+            elif code == 0x68:  # BINGET
+                if pos >= size or buf[pos] not in memo:
+                    raise _fail(f"memo entry {buf[pos] if pos < size else '?'} is read before it is written")
+                push(memo[buf[pos]])
+                self.pos = pos + 1
+            elif code == 0x2E:  # STOP
+                if marks or len(stack) != 1:
                     raise _fail("the pickle stops with a malformed stack")
-                if self.pos != len(self.raw):
-                    raise _fail(f"{len(self.raw) - self.pos} bytes after the end of the pickle")
-                return self.stack.pop()
-            handler = _OPS.get(op)
-            if handler is None:
-                raise _fail(f"unsupported pickle opcode {op!r} at byte {self.pos - 1}")
-            handler(self, push)
+                if pos != size:
+                    raise _fail(f"{size - pos} bytes after the end of the pickle")
+                return stack.pop()
+            else:
+                handler = ops.get(code)
+                if handler is None:
+                    raise _fail(f"unsupported pickle opcode 0x{code:02x} at byte {pos - 1}")
+                handler(self, push)
 
 
 def _int_text(s: str) -> int:
@@ -431,8 +461,8 @@ def _op_proto(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
 
 def _op_frame(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
     n = r._uint(8)
-    if n > len(r.raw) - r.pos:
-        raise _fail(f"the file ends early: a frame of {n} bytes at byte {r.pos}, {len(r.raw) - r.pos} left "
+    if n > len(r.buf) - r.pos:
+        raise _fail(f"the file ends early: a frame of {n} bytes at byte {r.pos}, {len(r.buf) - r.pos} left "
                     f"(truncated, or a damaged length)")
 
 
@@ -473,7 +503,7 @@ def _empty(kind: type):  # type: ignore[no-untyped-def]
     return op
 
 
-_OPS = {
+_OPS_BY_CHAR = {
     "(": _op_mark, "0": _op_pop, "1": _op_pop_mark, "2": _op_dup,
     "F": _op_float, "I": _op_int, "L": _op_int, "N": _const(None), "R": _op_reduce,
     "S": _op_string, "V": _op_unicode, "a": _op_append, "b": _op_build, "c": _op_global, "d": _op_dict,
@@ -495,6 +525,9 @@ _OPS = {
     "\x90": _refuse("a set (ADDITEMS)"), "\x91": _refuse("a frozenset (FROZENSET)"),
     "\x97": _refuse("an out-of-band buffer (NEXT_BUFFER)"), "\x98": _refuse("a read-only buffer (READONLY_BUFFER)"),
 }
+
+
+_OPS = {ord(k): v for k, v in _OPS_BY_CHAR.items()}
 
 
 def read(raw: bytes, allowed: Iterable[tuple[str, str]]) -> object:

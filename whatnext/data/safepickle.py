@@ -179,8 +179,12 @@ class _Builder:
         _check(isinstance(data, list) and len(data) == math.prod(dims), "an object array whose length does not match its shape")
         self.charge(8 * len(data), "an object array")  # type: ignore[arg-type]
         out = np.empty(len(data), dtype=object)  # type: ignore[arg-type]
-        for i, v in enumerate(data):  # type: ignore[arg-type]
-            out[i] = self.cell(v)
+        kinds = set(map(type, data))  # type: ignore[call-overload]
+        if kinds <= {str, float, bool, type(None)}:  # the common case, checked at once
+            out[:] = data
+        else:
+            for i, v in enumerate(data):  # type: ignore[arg-type]
+                out[i] = self.cell(v)
         return out.reshape(dims)
 
     def cell(self, v: object) -> object:
