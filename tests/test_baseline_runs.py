@@ -253,7 +253,8 @@ def test_an_unwritable_cache_is_a_one_line_error(project: Path) -> None:
     run.write_text("not a folder")
     out = CliRunner().invoke(app, ["eval", "--config", str(project), "--baselines"])
     assert out.exit_code == 7, out.output
-    assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1 and str(run) in out.stderr, out.stderr
+    assert out.stderr == (f"error: {run}: is not a folder, and the lstm baseline's run goes there; "
+                          f"move it away and evaluate again\n"), out.stderr
 
 
 def test_an_interrupted_baseline_continues_where_it_stopped(project: Path, tmp_path: Path) -> None:

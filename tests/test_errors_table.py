@@ -264,6 +264,21 @@ def _trained(tmp: Path, trained: Path) -> dict[str, str]:
     return {"cfg": str(tmp / "whatnext.toml")}
 
 
+@setup("baseline-run-blocked")
+def _baseline_run_blocked(tmp: Path, trained: Path) -> dict[str, str]:
+    from whatnext.config import load_config
+    from whatnext.data import load_dataset
+    from whatnext.evaluation import baseline_runs as br
+
+    _trained_copy(tmp, trained)
+    cfg_path = tmp / "whatnext.toml"
+    cfg = load_config(cfg_path)
+    bcfg, _ = br.baseline_config(cfg, engine.show_checkpoint(cfg_path)["config"])
+    name = f"{br.PREFIX}lstm-{br.key_hash(br.cache_key('lstm', bcfg, load_dataset(cfg)))}"
+    _write(tmp / "models" / name, "in the way\n")
+    return {"cfg": str(cfg_path)}
+
+
 def _sidecar(pt: Path, **fields: object) -> None:
     """A sidecar beside ``pt`` whose checksum matches, with ``fields`` changed."""
     data = pt.read_bytes()

@@ -122,6 +122,9 @@ def run_record(run_dir: Path) -> dict[str, Any] | None:
 
 def _write_record(run_dir: Path, key: dict[str, Any]) -> None:
     path, tmp = run_dir / RECORD, run_dir / f".{RECORD}.tmp"
+    if os.path.lexists(run_dir) and not run_dir.is_dir():
+        raise TrainingError(f"{run_dir}: is not a folder, and the {key['baseline']} baseline's run goes there; "
+                            f"move it away and evaluate again")
     rec = {"kind": "baseline", "baseline": key["baseline"], "hash": key_hash(key), "time": time.time(), "key": key}
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
