@@ -59,6 +59,11 @@ class _Col:
         """The narrowest this column may be: numbers and short text never fold."""
         return self.width if self.numeric else min(self.width, max(self.min_text, len(self.header)))
 
+    @property
+    def comfortable(self) -> int:
+        """The width other columns leave it when they can: text up to 24 characters unfolded."""
+        return self.width if self.numeric else max(self.least, min(self.width, 24))
+
 
 def _table_width(widths: list[int]) -> int:
     return sum(widths) + _PER_COLUMN * len(widths) + _EDGE
@@ -67,13 +72,16 @@ def _table_width(widths: list[int]) -> int:
 def _fit(cols: list[_Col], width: int) -> tuple[list[_Col], list[_Col]]:
     """The columns (kept in order of priority) that fit ``width``, and those dropped.
 
-    The first column always stays; a later one joins when the table still fits with every text
-    column folded to its least width.
+    The first column always stays; a later one joins when the table still fits with the text
+    columns kept so far unfolded (up to 24 characters), or, for a text column itself, when it
+    fits folded to its least width: later columns give way before text folds.
     """
     kept: list[_Col] = []
     dropped: list[_Col] = []
     for i, c in enumerate(cols):
-        if i == 0 or _table_width([x.least for x in [*kept, c]]) <= width:
+        roomy = _table_width([x.comfortable for x in [*kept, c]]) <= width
+        folded = not c.numeric and _table_width([x.least for x in [*kept, c]]) <= width
+        if i == 0 or roomy or folded:
             kept.append(c)
         else:
             dropped.append(c)
