@@ -48,6 +48,7 @@ def test_setup_txt_accepts_dotted_toml_keys(tmp_path: Path) -> None:
     ("train.batch_size, big", [":1:", "train.batch_size", "'big'", "expected an integer"]),
     ("data.item_coll, x", [":1:", "unknown key 'data.item_coll'", "data.item_col", "section.key"]),
     ("epochs, 10,\ntrain.samples, 20", [":2:", "'train.samples' given twice", "first on line 1", "as 'epochs'"]),
+    ("item_col, song_id", [":1:", "unknown key 'item_col'", "did you mean 'data.item_col'"]),
 ])
 def test_dotted_keys_are_checked_like_the_toml(tmp_path: Path, text: str, fragments: list[str]) -> None:
     with pytest.raises(ConfigError) as e:

@@ -250,3 +250,14 @@ def test_init_says_the_demo_data_is_used_when_data_path_is_empty(runner: CliRunn
     demo = runner.invoke(app, ["init", str(tmp_path / "d"), "--demo"])
     _ok(demo)
     assert "built-in demo data" not in demo.stdout
+
+
+def test_usage_errors_under_json_are_json_too() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "whatnext", "train", "--json", "--bogus"], capture_output=True, text=True,
+                         check=False, timeout=60)
+    assert out.returncode == 2 and out.stdout == ""
+    (line,) = out.stderr.strip().splitlines()
+    assert json.loads(line) == {"error": "No such option: --bogus; see 'whatnext train --help'", "exit_code": 2}
