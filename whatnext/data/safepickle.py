@@ -471,5 +471,5 @@ def load_dataframe(path: Path) -> Any:
         if msg.startswith("the pickle holds"):
             raise DataError(f"{path}: {shown(msg)}") from None
         raise DataError(f"{path}: not a readable pickle ({shown(msg)}); {fix}") from None
-    except (ValueError, TypeError, OverflowError) as e:  # a public constructor refused a checked piece
+    except Exception as e:  # a public constructor refused a checked piece (ValueError, TypeError), or memory ran out
         raise DataError(f"{path}: not a readable pickle ({type(e).__name__}: {shown(str(e)[:80])}); {fix}") from None
