@@ -260,4 +260,5 @@ def test_usage_errors_under_json_are_json_too() -> None:
                          check=False, timeout=60)
     assert out.returncode == 2 and out.stdout == ""
     (line,) = out.stderr.strip().splitlines()
-    assert json.loads(line) == {"error": "No such option: --bogus; see 'whatnext train --help'", "exit_code": 2}
+    err = json.loads(line)
+    assert err["exit_code"] == 2 and err["error"].startswith("No such option: --bogus; see '")
