@@ -189,6 +189,8 @@ def _other_value(section: str, key: str, tp: Any, default: Any) -> Any:
         return "latin-1" if default != "latin-1" else "utf-16"
     if (section, key) == ("data", "decimal"):  # a decimal mark: '.', ',' or empty
         return ","
+    if (section, key) == ("paths", "run"):  # one safe folder name
+        return "run_2.b-Z"
     if isinstance(tp, types.UnionType):  # str | list[str]: a list, the form the default is not
         return ["A b", 'odd "name"', key]
     if tp is bool:

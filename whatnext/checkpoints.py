@@ -251,11 +251,23 @@ def listing(run_dir: Path, skipped: list[str] | None = None) -> list[CheckpointI
 # ---------------------------------------------------------------- writing
 
 
+def _exclusive(path: str, flags: int) -> int:
+    """open()'s opener for temporary files: create a new file, never follow a link or open a FIFO left there."""
+    return os.open(path, flags | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+
+
+def _fresh(tmp: Path) -> None:
+    """Remove whatever lies under a temporary name (a file, link or FIFO: never what a link points to)."""
+    if os.path.lexists(tmp) and not os.path.isdir(tmp) or os.path.islink(tmp):
+        os.unlink(tmp)
+
+
 def _fsync_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temp file, fsync, rename. OSError -> TrainingError."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "wb") as fh:
+        _fresh(tmp)
+        with open(tmp, "wb", opener=_exclusive) as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -348,6 +360,8 @@ def checked_marker(run_dir: Path, name: str, infos: list[CheckpointInfo], warn: 
 
 def _checked_file(pt: Path, check: bool) -> IO[bytes]:
     """``pt`` opened for reading; with ``check`` its sidecar must be valid and its SHA-256 must match."""
+    if not pt.name:
+        raise CheckpointError(f"{pt}: not a checkpoint file; pass --checkpoint of a checkpoint file ('whatnext checkpoints list')")
     meta_path = pt.with_suffix(".json")
     info = None
     if check:
@@ -638,7 +652,9 @@ class RunLock:
             me = {"pid": os.getpid(), "start": _start_time(os.getpid()), "host": socket.gethostname()}
             try:
                 tmp = self.path.with_name(f"{LOCK}.{os.getpid()}.tmp")  # a dot-name ending .tmp, like every temporary file
-                tmp.write_text(json.dumps(me))
+                _fresh(tmp)
+                with open(tmp, "w", opener=_exclusive) as fh:
+                    fh.write(json.dumps(me))
                 os.replace(tmp, self.path)  # takes over a stale lock (dead pid or unreadable) atomically
             except OSError as e:
                 raise TrainingError(self._cannot_write(e)) from None

@@ -244,6 +244,18 @@ def _lock_garbage(run: Path, victim: Path) -> None:
     (run / ".lock").write_bytes(b"\x00" * 100_000)
 
 
+@case()
+def _temporary_names_linked_out(run: Path, victim: Path) -> None:
+    """Links to the victim under the temporary names the next checkpoints will be written to: writing through
+    them would overwrite the victim."""
+    for step in range(13, 40):
+        for suffix in ("pt", "json"):
+            (run / f".ckpt-{step:08d}.{suffix}.tmp").symlink_to(victim)
+    for name in ("latest", "best", "metrics.jsonl"):
+        (run / f".{name}.tmp").symlink_to(victim)
+    os.mkfifo(run / ".ckpt-00000012.pt.tmp")
+
+
 @case("metrics")
 def _metrics_fifo(run: Path, victim: Path) -> None:
     """metrics.jsonl, which a resume reads and rewrites, as a FIFO."""
