@@ -16,7 +16,8 @@ opcode copies more than its own bytes.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 #: deepest nesting of containers and call records; a DataFrame needs about 12
 MAX_DEPTH = 100
@@ -47,10 +48,15 @@ class Global:
 class Call:
     """``func(*args)`` as the pickle asks (REDUCE, NEWOBJ, INST, OBJ), then ``state`` (BUILD); never called."""
 
-    __slots__ = ("func", "args", "state", "built")
+    __slots__ = ("args", "built", "func", "state")
 
-    def __init__(self, func: Global, args: tuple) -> None:
-        self.func, self.args, self.state, self.built = func, args, None, False
+    def __init__(self, func: Global, args: tuple[Any, ...]) -> None:
+        self.func, self.args, self.built = func, args, False
+        self.state: Any = None
+
+
+Push = Callable[[object], None]
+Op = Callable[["Reader", Push], None]
 
 
 class _Mark:
@@ -117,7 +123,7 @@ class Reader:
         """``child`` goes inside a container: it may not change any more; its depth."""
         if child is _MARK:
             raise _fail("a MARK used as a value")
-        if isinstance(child, _PRIMITIVE) or isinstance(child, Global) or child == ():
+        if isinstance(child, (*_PRIMITIVE, Global)) or child == ():
             return 0
         self.frozen.add(id(child))
         return self.depth[id(child)]
@@ -246,12 +252,12 @@ def _int_text(s: str) -> int:
         raise _fail(f"not a whole number: {s[:20]!r}") from None
 
 
-def _op_int(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_int(r: Reader, push: Push) -> None:
     s = r._line()
     push(True if s == "01" else False if s == "00" else _int_text(s))
 
 
-def _op_float(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_float(r: Reader, push: Push) -> None:
     s = r._line()
     try:
         push(float(s))
@@ -259,7 +265,7 @@ def _op_float(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
         raise _fail(f"not a number: {s[:20]!r}") from None
 
 
-def _op_string(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_string(r: Reader, push: Push) -> None:
     s = r._line()
     if len(s) < 2 or s[0] != s[-1] or s[0] not in "'\"":
         raise _fail("a malformed STRING")
@@ -269,7 +275,7 @@ def _op_string(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
     push(body)
 
 
-def _op_unicode(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_unicode(r: Reader, push: Push) -> None:
     end = r.buf.find(b"\n", r.pos)
     if end < 0:
         raise _fail("an unterminated UNICODE")
@@ -279,8 +285,8 @@ def _op_unicode(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
         raise _fail("a malformed UNICODE") from None
 
 
-def _text(n_len: int):  # type: ignore[no-untyped-def]
-    def op(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _text(n_len: int) -> Op:
+    def op(r: Reader, push: Push) -> None:
         data = r._take(r._uint(n_len))
         try:
             push(str(data, "utf-8"))
@@ -289,8 +295,8 @@ def _text(n_len: int):  # type: ignore[no-untyped-def]
     return op
 
 
-def _ascii(n_len: int):  # type: ignore[no-untyped-def]
-    def op(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _ascii(n_len: int) -> Op:
+    def op(r: Reader, push: Push) -> None:
         try:
             push(str(r._take(r._uint(n_len)), "ascii"))
         except UnicodeDecodeError:
@@ -298,45 +304,45 @@ def _ascii(n_len: int):  # type: ignore[no-untyped-def]
     return op
 
 
-def _bytes(n_len: int, kind: type = bytes):  # type: ignore[no-untyped-def]
-    def op(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _bytes(n_len: int, kind: type = bytes) -> Op:
+    def op(r: Reader, push: Push) -> None:
         push(bytes(r._take(r._uint(n_len))) if kind is bytes else r._made(bytearray(r._take(r._uint(n_len))), ()))
     return op
 
 
-def _long(n_len: int):  # type: ignore[no-untyped-def]
-    def op(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _long(n_len: int) -> Op:
+    def op(r: Reader, push: Push) -> None:
         push(int.from_bytes(r._take(r._uint(n_len)), "little", signed=True))
     return op
 
 
-def _tuple_n(n: int):  # type: ignore[no-untyped-def]
-    def op(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _tuple_n(n: int) -> Op:
+    def op(r: Reader, push: Push) -> None:
         items = [r._pop() for _ in range(n)][::-1]
         t = tuple(items)
         push(r._made(t, items) if n else t)
     return op
 
 
-def _op_tuple(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_tuple(r: Reader, push: Push) -> None:
     items = r._pop_mark()
     t = tuple(items)
     push(r._made(t, items) if items else t)
 
 
-def _op_list(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_list(r: Reader, push: Push) -> None:
     items = r._pop_mark()
     push(r._made(list(items), items))
 
 
-def _op_dict(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_dict(r: Reader, push: Push) -> None:
     items = r._pop_mark()
     d: dict = r._made({}, ())  # type: ignore[assignment]
     r._setitems(d, items)
     push(d)
 
 
-def _op_append(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_append(r: Reader, push: Push) -> None:
     value = r._pop()
     target = r._top()
     if not isinstance(target, list):
@@ -345,7 +351,7 @@ def _op_append(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
     target.append(value)
 
 
-def _op_appends(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_appends(r: Reader, push: Push) -> None:
     items = r._pop_mark()
     target = r._top()
     if not isinstance(target, list):
@@ -354,26 +360,26 @@ def _op_appends(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
     target.extend(items)
 
 
-def _op_setitem(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_setitem(r: Reader, push: Push) -> None:
     value = r._pop()
     key = r._pop()
     r._setitems(r._top(), [key, value])
 
 
-def _op_setitems(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_setitems(r: Reader, push: Push) -> None:
     items = r._pop_mark()
     r._setitems(r._top(), items)
 
 
-def _op_get_text(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_get_text(r: Reader, push: Push) -> None:
     _get(r, push, _int_text(r._line()))
 
 
-def _op_put_text(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_put_text(r: Reader, push: Push) -> None:
     _put(r, _int_text(r._line()))
 
 
-def _get(r: Reader, push, i: int) -> None:  # type: ignore[no-untyped-def]
+def _get(r: Reader, push: Push, i: int) -> None:
     if i not in r.memo:
         raise _fail(f"memo entry {i} is read before it is written")
     push(r.memo[i])
@@ -385,28 +391,28 @@ def _put(r: Reader, i: int) -> None:
     r.memo[i] = r._top()
 
 
-def _sized(n: int, fn):  # type: ignore[no-untyped-def]
-    def op(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _sized(n: int, fn) -> Op:
+    def op(r: Reader, push: Push) -> None:
         fn(r, push, r._uint(n)) if fn is _get else fn(r, r._uint(n))
     return op
 
 
-def _op_memoize(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_memoize(r: Reader, push: Push) -> None:
     _put(r, len(r.memo))
 
 
-def _op_global(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_global(r: Reader, push: Push) -> None:
     module = r._line()
     push(r._global(module, r._line()))
 
 
-def _op_stack_global(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_stack_global(r: Reader, push: Push) -> None:
     name = r._pop()
     module = r._pop()
     push(r._global(module, name))
 
 
-def _op_reduce(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_reduce(r: Reader, push: Push) -> None:
     args = r._pop()
     func = r._pop()
     if isinstance(func, Global) and func.name == "_reconstructor":  # protocols 0-1: copyreg's object.__new__(cls)
@@ -417,13 +423,13 @@ def _op_reduce(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
     push(r._call(func, args))
 
 
-def _op_newobj(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_newobj(r: Reader, push: Push) -> None:
     args = r._pop()
     cls = r._pop()
     push(r._call(cls, args))
 
 
-def _op_newobj_ex(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_newobj_ex(r: Reader, push: Push) -> None:
     kwargs = r._pop()
     args = r._pop()
     cls = r._pop()
@@ -432,7 +438,7 @@ def _op_newobj_ex(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
     push(r._call(cls, args))
 
 
-def _op_inst(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_inst(r: Reader, push: Push) -> None:
     module = r._line()
     cls = r._global(module, r._line())
     items = r._pop_mark()
@@ -440,7 +446,7 @@ def _op_inst(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
     push(r._call(cls, r._made(args, items) if items else args))
 
 
-def _op_obj(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_obj(r: Reader, push: Push) -> None:
     items = r._pop_mark()
     if not items:
         raise _fail("OBJ without a class")
@@ -448,57 +454,57 @@ def _op_obj(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
     push(r._call(items[0], r._made(args, items[1:]) if items[1:] else args))
 
 
-def _op_build(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_build(r: Reader, push: Push) -> None:
     state = r._pop()
     r._build(r._top(), state)
 
 
-def _op_proto(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_proto(r: Reader, push: Push) -> None:
     v = r._uint(1)
     if v > HIGHEST_PROTOCOL:
         raise _fail(f"pickle protocol {v}, expected 0 to {HIGHEST_PROTOCOL}")
 
 
-def _op_frame(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_frame(r: Reader, push: Push) -> None:
     n = r._uint(8)
     if n > len(r.buf) - r.pos:
         raise _fail(f"the file ends early: a frame of {n} bytes at byte {r.pos}, {len(r.buf) - r.pos} left "
                     f"(truncated, or a damaged length)")
 
 
-def _op_mark(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_mark(r: Reader, push: Push) -> None:
     r.marks.append(len(r.stack))
 
 
-def _op_pop(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_pop(r: Reader, push: Push) -> None:
     if r.marks and len(r.stack) == r.marks[-1]:
         r.marks.pop()  # POP of a MARK, as pickle does
     else:
         r._pop()
 
 
-def _op_pop_mark(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_pop_mark(r: Reader, push: Push) -> None:
     r._pop_mark()
 
 
-def _op_dup(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _op_dup(r: Reader, push: Push) -> None:
     push(r._top())
 
 
-def _refuse(what: str):  # type: ignore[no-untyped-def]
-    def op(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _refuse(what: str) -> Op:
+    def op(r: Reader, push: Push) -> None:
         raise _fail(f"{what} at byte {r.pos - 1}, which no DataFrame pickle holds")
     return op
 
 
-def _const(value: object):  # type: ignore[no-untyped-def]
-    def op(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _const(value: object) -> Op:
+    def op(r: Reader, push: Push) -> None:
         push(value)
     return op
 
 
-def _empty(kind: type):  # type: ignore[no-untyped-def]
-    def op(r: Reader, push) -> None:  # type: ignore[no-untyped-def]
+def _empty(kind: type) -> Op:
+    def op(r: Reader, push: Push) -> None:
         push(r._made(kind(), ()))
     return op
 

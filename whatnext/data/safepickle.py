@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -78,8 +78,15 @@ def _name(g: object) -> str:
     return g.name if isinstance(g, Global) else ""
 
 
-def _is(node: object, *names: str) -> bool:
+def _is(node: object, *names: str) -> TypeGuard[Call]:
     return isinstance(node, Call) and node.func.name in names
+
+
+def _want(node: object, names: tuple[str, ...], what: str) -> Call:
+    """``node`` when it is a call of one of ``names``; else the pickle is refused with ``what``."""
+    if not _is(node, *names):
+        raise _Bad(what)
+    return node
 
 
 class _Builder:
@@ -110,9 +117,9 @@ class _Builder:
             return self.bytes_(node.args[0] if len(node.args) == 1 else Call(Global("_codecs", "encode"), node.args))
         raise _Bad(f"bytes expected, found {_kind(node)}")
 
-    def int_(self, v: object, what: str, lo: int = -_INT64, hi: int = _INT64) -> int:
+    def int_(self, v: Any, what: str, lo: int = -_INT64, hi: int = _INT64) -> int:
         _check(type(v) is int and lo <= v < hi, f"{what} is {_kind(v)}, expected a whole number in [{lo}, {hi})")
-        return v  # type: ignore[return-value]
+        return int(v)
 
     def label(self, v: object) -> object:
         if type(v) is int:
@@ -122,11 +129,12 @@ class _Builder:
 
     # ---------------------------------------------------------------- numpy
     def dtype(self, node: object) -> np.dtype:
-        _check(_is(node, "dtype") and len(node.args) >= 1 and isinstance(node.args[0], str), "a malformed numpy dtype")
+        node = _want(node, ("dtype",), "a malformed numpy dtype")
+        _check(len(node.args) >= 1 and isinstance(node.args[0], str), "a malformed numpy dtype")
         code = node.args[0]
         st = node.state
         _check(isinstance(st, tuple) and len(st) in (8, 9), f"numpy dtype {shown(code)[:10]} with malformed state")
-        ver, order, sub, names, fields, elsize, align, flags = st[:8]
+        _, order, sub, names, fields, elsize, align, flags = st[:8]
         _check(sub is None and names is None and fields is None and elsize == -1 and align == -1,
                "a numpy dtype with fields or a custom size (a structured or hidden-object dtype)")
         _check(order in ("<", "|", "="), f"numpy byte order {shown(order)[:4]!r} (big-endian data)")
@@ -150,8 +158,8 @@ class _Builder:
             _check(len(node.args) == 4 and not node.built, "a malformed numpy array")
             buf, dt, shape, order = node.args
             return self._array(self.bytes_(buf), self.dtype(dt), shape, order == "F")
-        _check(_is(node, "_reconstruct") and len(node.args) == 3 and _name(node.args[0]) == "ndarray",
-               f"a numpy array expected, found {_kind(node)}")
+        node = _want(node, ("_reconstruct",), f"a numpy array expected, found {_kind(node)}")
+        _check(len(node.args) == 3 and _name(node.args[0]) == "ndarray", f"a numpy array expected, found {_kind(node)}")
         st = node.state
         _check(isinstance(st, tuple) and len(st) == 5 and st[0] == 1, "a numpy array with malformed state")
         _, shape, dt, fortran, data = st
@@ -160,11 +168,11 @@ class _Builder:
             return self._objects(data, shape)
         return self._array(self.bytes_(data), dtype, shape, bool(fortran))
 
-    def _shape(self, shape: object) -> tuple[int, ...]:
+    def _shape(self, shape: Any) -> tuple[int, ...]:
         _check(isinstance(shape, tuple) and 1 <= len(shape) <= 2, "a numpy array of more than 2 dimensions")
-        return tuple(self.int_(s, "an array dimension", 0, 1 << 40) for s in shape)  # type: ignore[union-attr]
+        return tuple(self.int_(s, "an array dimension", 0, 1 << 40) for s in shape)
 
-    def _array(self, data: bytes, dtype: np.dtype, shape: object, fortran: bool) -> np.ndarray:
+    def _array(self, data: bytes, dtype: np.dtype, shape: Any, fortran: bool) -> np.ndarray:
         dims = self._shape(shape)
         n = math.prod(dims)
         _check(len(data) == n * dtype.itemsize,
@@ -174,16 +182,16 @@ class _Builder:
         arr = (arr != 0) if dtype == bool else arr.copy()
         return arr.reshape(dims, order="F" if fortran else "C")
 
-    def _objects(self, data: object, shape: object) -> np.ndarray:
+    def _objects(self, data: Any, shape: Any) -> np.ndarray:
         dims = self._shape(shape)
         _check(isinstance(data, list) and len(data) == math.prod(dims), "an object array whose length does not match its shape")
-        self.charge(8 * len(data), "an object array")  # type: ignore[arg-type]
-        out = np.empty(len(data), dtype=object)  # type: ignore[arg-type]
-        kinds = set(map(type, data))  # type: ignore[call-overload]
+        self.charge(8 * len(data), "an object array")
+        out = np.empty(len(data), dtype=object)
+        kinds = set(map(type, data))
         if kinds <= {str, float, bool, type(None)}:  # the common case, checked at once
             out[:] = data
         else:
-            for i, v in enumerate(data):  # type: ignore[arg-type]
+            for i, v in enumerate(data):
                 out[i] = self.cell(v)
         return out.reshape(dims)
 
@@ -228,7 +236,7 @@ class _Builder:
                 return [pd.Categorical.from_codes(values, dtype=pd.CategoricalDtype(cats, ordered=ordered))]
             if kind == "StringArray":
                 _check(values.ndim == 1 and values.dtype == object, "a malformed text array")
-                _check(all(isinstance(v, str) or v is None or v is pd.NA or (type(v) is float and v != v) for v in values),
+                _check(all(isinstance(v, str) or v is None or v is pd.NA or (type(v) is float and math.isnan(v)) for v in values),
                        "a text column holding something other than text")
                 return [pd.array(values, dtype=self.string_dtype(st[0]))]
             raise _Bad(f"a pandas array of kind {shown(kind)[:40]!r}")
@@ -254,21 +262,22 @@ class _Builder:
 
         if node is None:
             return pd.StringDtype()
-        _check(_is(node, "StringDtype") and 1 <= len(node.args) <= 2 and node.args[0] in ("python", "pyarrow")
-               and not node.built, "a malformed text dtype")
+        node = _want(node, ("StringDtype",), "a malformed text dtype")
+        _check(1 <= len(node.args) <= 2 and node.args[0] in ("python", "pyarrow") and not node.built,
+               "a malformed text dtype")
         if len(node.args) == 1:
             return pd.StringDtype(node.args[0])
         na = node.args[1]
-        _check((type(na) is float and na != na) or (isinstance(na, Global) and na.name == "NA"), "a text dtype with an odd missing value")
+        _check((type(na) is float and math.isnan(na)) or (isinstance(na, Global) and na.name == "NA"), "a text dtype with an odd missing value")
         return pd.StringDtype(node.args[0], na_value=np.nan if type(na) is float else pd.NA)
 
     def arrow_strings(self, node: object) -> list[str | None]:
         """Text of a pickled Arrow string array, decoded here: offsets and validity checked against the buffers."""
-        _check(_is(node, "_restore_array") and len(node.args) == 1 and isinstance(node.args[0], tuple)
-               and len(node.args[0]) == 7, "a malformed Arrow array")
+        node = _want(node, ("_restore_array",), "a malformed Arrow array")
+        _check(len(node.args) == 1 and isinstance(node.args[0], tuple) and len(node.args[0]) == 7, "a malformed Arrow array")
         typ, length, nulls, offset, buffers, children, dictionary = node.args[0]
-        _check(_is(typ, "type_for_alias") and len(typ.args) == 1 and typ.args[0] in ("string", "large_string"),
-               "an Arrow array that is not text")
+        typ = _want(typ, ("type_for_alias",), "an Arrow array that is not text")
+        _check(len(typ.args) == 1 and typ.args[0] in ("string", "large_string"), "an Arrow array that is not text")
         _check(children == [] and dictionary is None and isinstance(buffers, list) and len(buffers) == 3,
                "an Arrow text array with children or a dictionary")
         n = self.int_(length, "an Arrow array length", 0, 1 << 40)
@@ -294,28 +303,30 @@ class _Builder:
             raise _Bad("Arrow text that is not UTF-8") from None
 
     def categories(self, node: object) -> tuple[Any, bool]:
-        _check(_is(node, "CategoricalDtype") and isinstance(node.state, dict), "a malformed categorical dtype")
+        node = _want(node, ("CategoricalDtype",), "a malformed categorical dtype")
+        _check(isinstance(node.state, dict), "a malformed categorical dtype")
         ordered = node.state.get("ordered", node.state.get("_ordered", False))
         _check(ordered in (True, False, None), "a categorical dtype with an odd 'ordered' flag")
         return self.index(node.state.get("categories")), bool(ordered)
 
     def tz_dtype(self, node: object) -> datetime.tzinfo:
-        _check(isinstance(node.state, dict), "a malformed time-zone dtype")  # type: ignore[union-attr]
-        unit = node.state.get("unit", "ns")  # type: ignore[union-attr]
+        node = _want(node, ("DatetimeTZDtype",), "a malformed time-zone dtype")
+        _check(isinstance(node.state, dict), "a malformed time-zone dtype")
+        unit = node.state.get("unit", "ns")
         _check(unit in _TIME_UNITS, "a time-zone dtype with an odd unit")
-        return self.tz(node.state.get("tz"))  # type: ignore[union-attr]
+        return self.tz(node.state.get("tz"))
 
     def tz(self, node: object) -> datetime.tzinfo:
         import zoneinfo
 
         if _is(node, "_UTC"):
-            return datetime.timezone.utc
-        if _is(node, "timezone") and len(node.args) == 1 and _is(node.args[0], "timedelta"):  # type: ignore[union-attr]
-            minutes = self.timedelta_(node.args[0]) / datetime.timedelta(minutes=1)  # type: ignore[union-attr]
+            return datetime.UTC
+        if _is(node, "timezone") and len(node.args) == 1 and _is(node.args[0], "timedelta"):
+            minutes = self.timedelta_(node.args[0]) / datetime.timedelta(minutes=1)
             _check(abs(minutes) < 24 * 60, "a time zone offset of a day or more")
             return datetime.timezone(datetime.timedelta(minutes=minutes))
-        if _is(node, "_p", "ZoneInfo") and node.args and isinstance(node.args[0], str):  # type: ignore[union-attr]
-            key = node.args[0]  # type: ignore[union-attr]
+        if _is(node, "_p", "ZoneInfo") and node.args and isinstance(node.args[0], str):
+            key = node.args[0]
             try:
                 return zoneinfo.ZoneInfo(key)
             except (ValueError, zoneinfo.ZoneInfoNotFoundError):
@@ -323,8 +334,9 @@ class _Builder:
         raise _Bad(f"a time zone of type {_kind(node)}")
 
     def timedelta_(self, node: object) -> datetime.timedelta:
-        _check(_is(node, "timedelta") and len(node.args) == 3 and not node.built, "a malformed timedelta")  # type: ignore[union-attr]
-        d, s, us = (self.int_(v, "a timedelta part", -(10**6), 10**6) for v in node.args)  # type: ignore[union-attr]
+        node = _want(node, ("timedelta",), "a malformed timedelta")
+        _check(len(node.args) == 3 and not node.built, "a malformed timedelta")
+        d, s, us = (self.int_(v, "a timedelta part", -(10**6), 10**6) for v in node.args)
         return datetime.timedelta(days=d, seconds=s, microseconds=us)
 
     # ---------------------------------------------------------------- indexes
@@ -344,8 +356,8 @@ class _Builder:
                 return pd.DatetimeIndex(values, name=self.label(d.get("name")), freq=freq)
             except ValueError as e:
                 raise _Bad(f"a DatetimeIndex whose dates do not follow its frequency ({shown(str(e))[:60]})") from None
-        _check(_is(node, "_new_Index") and len(node.args) == 2 and isinstance(node.args[1], dict),
-               f"an index expected, found {_kind(node)}")
+        node = _want(node, ("_new_Index",), f"an index expected, found {_kind(node)}")
+        _check(len(node.args) == 2 and isinstance(node.args[1], dict), f"an index expected, found {_kind(node)}")
         cls, d = _name(node.args[0]), node.args[1]
         name = self.label(d.get("name"))
         if cls == "RangeIndex":
@@ -376,7 +388,8 @@ class _Builder:
 
         if node is None:
             return None
-        _check(_is(node, *_OFFSET_NAMES) and 2 <= len(node.args) <= 3 and not node.built, "a malformed date frequency")
+        node = _want(node, _OFFSET_NAMES, "a malformed date frequency")
+        _check(2 <= len(node.args) <= 3 and not node.built, "a malformed date frequency")
         n = self.int_(node.args[0], "a frequency multiple", -(10**6), 10**6)
         _check(type(node.args[1]) is bool, "a malformed date frequency")
         extra: dict[str, Any] = {}
@@ -397,11 +410,12 @@ class _Builder:
 
         if isinstance(root, Global):
             raise _Bad(f"the class {root.dotted} itself, not a table (type)")
-        _check(_is(root, "DataFrame"), f"the pickle holds a {_kind(root)}, expected a pandas DataFrame")
-        st = root.state  # type: ignore[union-attr]
-        _check(root.args == () and isinstance(st, dict), "a DataFrame with malformed state")  # type: ignore[union-attr]
+        root = _want(root, ("DataFrame",), f"the pickle holds a {_kind(root)}, expected a pandas DataFrame")
+        st = root.state
+        _check(root.args == () and isinstance(st, dict), "a DataFrame with malformed state")
         mgr = st.get("_mgr", st.get("_data"))
-        _check(_is(mgr, "BlockManager") and len(mgr.args) == 2 and not mgr.built, "a DataFrame without a block manager")
+        mgr = _want(mgr, ("BlockManager",), "a DataFrame without a block manager")
+        _check(len(mgr.args) == 2 and not mgr.built, "a DataFrame without a block manager")
         blocks, axes = mgr.args
         _check(isinstance(blocks, tuple) and isinstance(axes, list) and len(axes) == 2, "a malformed block manager")
         columns, index = self.index(axes[0]), self.index(axes[1])
@@ -410,7 +424,8 @@ class _Builder:
             self.label(c.item() if isinstance(c, np.integer) else c)
         placed: list[Any] = [None] * len(columns)
         for b in blocks:
-            _check(_is(b, "_unpickle_block") and len(b.args) == 3 and b.args[2] == 2 and not b.built, "a malformed block")
+            b = _want(b, ("_unpickle_block",), "a malformed block")
+            _check(len(b.args) == 3 and b.args[2] == 2 and not b.built, "a malformed block")
             values = self.column_values(b.args[0])
             where = self.placement(b.args[1], len(columns))
             _check(len(where) == len(values), f"a block of {len(values)} columns placed at {len(where)} positions")
@@ -428,12 +443,12 @@ class _Builder:
 
     def placement(self, node: object, ncols: int) -> list[int]:
         if _is(node, "slice"):
-            _check(len(node.args) == 3 and not node.built, "a malformed block placement")  # type: ignore[union-attr]
+            _check(len(node.args) == 3 and not node.built, "a malformed block placement")
             start, stop, step = (self.int_(v, "a block placement", -(1 << 40), 1 << 40) if v is not None else None
-                                 for v in node.args)  # type: ignore[union-attr]
+                                 for v in node.args)
             _check(start is not None and 0 <= start and stop is not None and stop <= ncols and (step or 1) > 0,
                    f"a block placement outside the {ncols} columns")
-            return list(range(start, stop, step or 1))  # type: ignore[arg-type]
+            return list(range(start or 0, stop or 0, step or 1))
         arr = self.ndarray(node)
         _check(arr.ndim == 1 and arr.dtype.kind == "i", "a block placement that is not whole numbers")
         out = arr.tolist()
@@ -471,5 +486,5 @@ def load_dataframe(path: Path) -> Any:
         if msg.startswith("the pickle holds"):
             raise DataError(f"{path}: {shown(msg)}") from None
         raise DataError(f"{path}: not a readable pickle ({shown(msg)}); {fix}") from None
-    except Exception as e:  # a public constructor refused a checked piece (ValueError, TypeError), or memory ran out
+    except Exception as e:  # noqa: BLE001 - a constructor refused a checked piece (ValueError...), or memory ran out
         raise DataError(f"{path}: not a readable pickle ({type(e).__name__}: {shown(str(e)[:80])}); {fix}") from None
