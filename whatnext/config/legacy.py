@@ -157,7 +157,8 @@ def to_setup(cfg: Config) -> str:
     """The legacy keys of ``cfg`` as setup.txt text, one pair a line.
 
     The six original keys always; every other key that differs from its default in dotted form
-    (``data.item_col, song_id``). A value that needs a comma cannot be written (ConfigError).
+    (``data.item_col, song_id``). A value setup.txt cannot hold (a list of two or more, text with a
+    comma) is named in a comment instead: whatnext.toml holds it (``init --from``'s way back).
     """
     head = (
         "# whatnext legacy config: comma-separated 'key, value' pairs; case, spaces and line breaks do not matter.\n"
@@ -178,17 +179,20 @@ def to_setup(cfg: Config) -> str:
         pairs.append(f"{key}, {text}")
     defaults = Config().to_dict()
     mapped = set(LEGACY_KEYS.values())
+    lost: list[str] = []
     for dotted, (section, name) in _DOTTED.items():
         value = getattr(getattr(cfg, section), name)
         if (section, name) in mapped or value == defaults[section][name]:
             continue
         text = _literal(value) if not isinstance(value, str) else value
-        if "," in text or not text.strip() or text != text.strip():
-            raise ConfigError(f"key '{dotted}': the value {text!r} cannot be written to setup.txt (commas, "
-                              f"blanks); use whatnext.toml")
+        if "," in text or not text.strip() or text != text.strip() or "\n" in text:
+            lost.append(dotted)
+            continue
         if isinstance(value, str) and _dotted_value(section, name, text) != value:
             text = _literal(value)  # text that would read back as a number or list: quote it
         pairs.append(f"{dotted}, {text}")
+    if lost:
+        head += f"# not written (setup.txt cannot hold these values; use whatnext.toml): {' '.join(lost)}\n"
     return head + ",\n".join(pairs) + "\n"
 
 
