@@ -1,6 +1,6 @@
 """Evaluation: metrics as pure functions over ranked indices (``metrics``), the leave-one-out
-protocol (``protocol``), the baselines (``baselines``), validation at checkpoints
-(``validation``) and diversified lists (``diversify``).
+protocol (``protocol``), the baselines (``baselines``; those that learn are trained once as runs of
+their own by ``baseline_runs``), validation at checkpoints (``validation``) and diversified lists (``diversify``).
 
 May import: numpy, :mod:`whatnext.config`, :mod:`whatnext.data`, the ground floor, and the learning
 code (``whatnext.rl``: the supervised baseline and validation train or read an Agent).
