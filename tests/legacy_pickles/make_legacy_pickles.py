@@ -4,7 +4,7 @@ Run it once under each old pandas (the files are committed; the tests only read 
 
     python -m venv /tmp/pd15 && /tmp/pd15/bin/pip install "pandas==1.5.3" "numpy<2"
     /tmp/pd15/bin/python tests/legacy_pickles/make_legacy_pickles.py
-    (the same with pandas==2.2.3)
+    (the same with pandas==2.2.3, and with pandas==1.1.5 "numpy==1.19.5" under Python 3.8)
 
 Each file is ``pandas<version>-<recipe>-p<protocol>.pk``; ``tests/test_safepickle.py`` rebuilds the recipe with
 the pandas of today and checks that whatnext's loader reads the old file as the same table. The recipes use

@@ -240,6 +240,17 @@ class _Builder:
                        "a text column holding something other than text")
                 return [pd.array(values, dtype=self.string_dtype(st[0]))]
             raise _Bad(f"a pandas array of kind {shown(kind)[:40]!r}")
+        if _is(node, "DatetimeArray", "TimedeltaArray", "Categorical") and not node.args and isinstance(node.state, dict):
+            # pandas before 1.3 pickled these with their attributes: the same pieces under other names
+            st = node.state
+            if node.func.name == "Categorical":
+                codes = self.ndarray(st.get("_codes"))
+                _check(codes.ndim == 1 and codes.dtype.kind == "i", "categorical codes that are not whole numbers")
+                cats, ordered = self.categories(st.get("_dtype"))
+                return [pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(cats, ordered=ordered))]
+            backed = Call(Global("pandas._libs.arrays", "__pyx_unpickle_NDArrayBacked"), (Global("", node.func.name),))
+            backed.state = (st.get("_dtype"), st.get("_data"))
+            return self.column_values(backed)
         if _is(node, "IntegerArray", "FloatingArray", "BooleanArray"):
             st = node.state
             _check(isinstance(st, dict) and not node.args, "a malformed nullable array")
@@ -348,7 +359,8 @@ class _Builder:
             d = node.args[1]
             (values,) = self.column_values(d.get("data"))
             freq = d.get("freq")
-            attrs = d["data"].state[-1] if _is(d.get("data"), "__pyx_unpickle_NDArrayBacked") else None
+            data = d.get("data")
+            attrs = data.state[-1] if _is(data, "__pyx_unpickle_NDArrayBacked") else data.state if isinstance(data, Call) else None
             if freq is None and isinstance(attrs, dict):  # pandas before 3 kept it on the array
                 freq = attrs.get("_freq")
             freq = self.offset(freq)
@@ -414,20 +426,15 @@ class _Builder:
         st = root.state
         _check(root.args == () and isinstance(st, dict), "a DataFrame with malformed state")
         mgr = st.get("_mgr", st.get("_data"))
-        mgr = _want(mgr, ("BlockManager",), "a DataFrame without a block manager")
-        _check(len(mgr.args) == 2 and not mgr.built, "a DataFrame without a block manager")
-        blocks, axes = mgr.args
-        _check(isinstance(blocks, tuple) and isinstance(axes, list) and len(axes) == 2, "a malformed block manager")
+        blocks, axes = self.manager(mgr)
         columns, index = self.index(axes[0]), self.index(axes[1])
         _check(not isinstance(columns, pd.MultiIndex), "a DataFrame with several levels of column names")
         for c in columns:
             self.label(c.item() if isinstance(c, np.integer) else c)
         placed: list[Any] = [None] * len(columns)
-        for b in blocks:
-            b = _want(b, ("_unpickle_block",), "a malformed block")
-            _check(len(b.args) == 3 and b.args[2] == 2 and not b.built, "a malformed block")
-            values = self.column_values(b.args[0])
-            where = self.placement(b.args[1], len(columns))
+        for values_node, where_node in blocks:
+            values = self.column_values(values_node)
+            where = self.placement(where_node, len(columns))
             _check(len(where) == len(values), f"a block of {len(values)} columns placed at {len(where)} positions")
             for i, v in zip(where, values):
                 _check(placed[i] is None, f"two blocks placed at column {i}")
@@ -440,6 +447,28 @@ class _Builder:
         df = pd.DataFrame(series, index=index) if series else pd.DataFrame(index=index)
         df.columns = columns
         return df
+
+    def manager(self, node: object) -> tuple[list[tuple[object, object]], list[object]]:
+        """(values, placement) of every block, and the two axes (columns, index), in either pickled form."""
+        mgr = _want(node, ("BlockManager",), "a DataFrame without a block manager")
+        if mgr.args == () and isinstance(mgr.state, tuple):  # pandas before 1.3: NEWOBJ, then the "0.14.1" state
+            st = mgr.state
+            _check(len(st) == 4 and isinstance(st[3], dict) and isinstance(st[3].get("0.14.1"), dict),
+                   "a block manager in an unknown pickled form")
+            state = st[3]["0.14.1"]
+            axes, blocks = state.get("axes"), state.get("blocks")
+            _check(isinstance(axes, list) and len(axes) == 2 and isinstance(blocks, list)
+                   and all(isinstance(b, dict) for b in blocks), "a malformed block manager")
+            return [(b.get("values"), b.get("mgr_locs")) for b in blocks], axes
+        _check(len(mgr.args) == 2 and not mgr.built, "a DataFrame without a block manager")
+        raw_blocks, axes = mgr.args
+        _check(isinstance(raw_blocks, tuple) and isinstance(axes, list) and len(axes) == 2, "a malformed block manager")
+        out = []
+        for b in raw_blocks:
+            b = _want(b, ("_unpickle_block",), "a malformed block")
+            _check(len(b.args) == 3 and b.args[2] == 2 and not b.built, "a malformed block")
+            out.append((b.args[0], b.args[1]))
+        return out, axes
 
     def placement(self, node: object, ncols: int) -> list[int]:
         if _is(node, "slice"):
