@@ -357,6 +357,19 @@ def _one_column_repeated_in_a_thousand_blocks() -> bytes:
 
 
 @case
+def _one_long_text_named_100000_times() -> bytes:
+    """A 100 kB string as every user id through the memo: 600 kB of file, 10 GB of text once copied."""
+    n = 100_000
+    cells = b"X" + struct.pack("<I", 100_000) + b"u" * 100_000 + b"q\x00" + b"h\x00" * (n - 1)
+    users = b"".join([emit(G("numpy._core.multiarray", "_reconstruct")), emit((G("numpy", "ndarray"), (0,), b"b")),
+                      b"R(K\x01", emit((1, n)), emit(dtype("O8")), b"\x89](", cells, b"etb"])
+    head = emit(G("pandas._libs.internals", "_unpickle_block")) + b"(" + users + emit(sl(0, 1)) + b"K\x02tR"
+    mgr = emit(G("pandas.core.internals.managers", "BlockManager")) + b"(" + head + b"t](" + emit(
+        text_index(["user_id"])) + emit(range_index(n)) + b"e\x86R"
+    return b"\x80\x02" + emit(G("pandas", "DataFrame")) + b")\x81}(" + emit("_mgr") + mgr + b"ub."
+
+
+@case
 def _range_index_of_a_quadrillion_rows() -> bytes:
     return pickle_of(frame([], text_index([]), range_index(10**15)))
 

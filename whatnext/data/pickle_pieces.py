@@ -158,9 +158,12 @@ class Pieces:
     def _objects(self, data: Any, shape: Any) -> np.ndarray:
         dims = self._shape(shape)
         _check(isinstance(data, list) and len(data) == math.prod(dims), "an object array whose length does not match its shape")
-        self.charge(8 * len(data), "an object array")
-        out = np.empty(len(data), dtype=object)
         kinds = set(map(type, data))
+        # text counted as often as it appears: a long string named a million times through the memo is small in
+        # the file but not in whatever copies it later (text ids become an Arrow column)
+        text = sum(map(len, data)) if kinds == {str} else sum(len(v) for v in data if type(v) is str)
+        self.charge(8 * len(data) + text, "an object array")
+        out = np.empty(len(data), dtype=object)
         if kinds <= {str, float, bool, type(None)}:  # the common case, checked at once
             out[:] = data
         else:
