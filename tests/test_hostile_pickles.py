@@ -173,6 +173,40 @@ def test_the_issue_s_attacks_through_python_m_whatnext(tmp_path: Path) -> None:
     assert not [f for f in failures if f], "\n".join(f for f in failures if f)
 
 
+#: the corpus files that kill a process which trusts them (found against the previous restricted unpickler)
+CRASHERS = ["slices-nested-300000-deep", "placement-array-far-outside", "dtype-hiding-an-object-field",
+            "arrow-text-over-empty-buffers"]
+
+PLAIN_LOAD = """
+import json, os, pickle, resource, sys
+import pandas, pyarrow  # what the pickles name, imported once before the forks
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+out = {}
+for path in json.loads(FILES):
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+        with open(path, "rb") as fh:
+            obj = pickle.loads(fh.read())  # the danger being demonstrated: a loader that trusts the file
+        repr(obj)
+        del obj
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    out[path] = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+print(json.dumps(out))
+"""
+
+
+def test_the_crashers_really_kill_a_trusting_loader(tmp_path: Path) -> None:
+    """Positive control for the corpus: plain unpickling of these files dies by a signal, so the clean exit 3
+    above guards a real danger (and a change to make_pickles.py that defuses them fails here)."""
+    files = [str(PICKLES / f"{n}.pk") for n in CRASHERS]
+    out = run_limited([], cwd=tmp_path, python=f"FILES = {json.dumps(files)!r}\n" + PLAIN_LOAD, timeout=120)
+    assert out.returncode == 0, out.describe()
+    ends = json.loads(out.stdout)
+    assert all(rc < 0 for rc in ends.values()), ends
+
+
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_loading_allocates_within_a_multiple_of_the_file(path: Path) -> None:
     size = path.stat().st_size
