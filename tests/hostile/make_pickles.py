@@ -450,6 +450,13 @@ def _int_of_five_thousand_digits() -> bytes:
 
 
 @case
+def _huge_number_as_a_dict_key_many_times() -> bytes:
+    """A 10 kB number used as a dict key 10,000 times: Python hashes a big int anew each time (CPU, not memory)."""
+    big = b"\x8b" + struct.pack("<i", 10_000) + b"\x7f" * 10_000
+    return b"\x80\x02}" + big + b"q\x000(" + b"h\x00N" * 10_000 + b"u."
+
+
+@case
 def _newobj_ex_with_keywords() -> bytes:
     return b"\x80\x04cpandas\nDataFrame\n)}X\x01\x00\x00\x00aK\x01s\x92."
 

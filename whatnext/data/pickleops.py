@@ -184,6 +184,8 @@ class Reader:
         for k in items[::2]:
             if type(k) not in (str, int, bytes, float, bool, type(None)):
                 raise _fail(f"a dict key of type {type(k).__name__}")
+            if type(k) is int and not -(1 << 63) <= k < 1 << 63:  # a huge int is hashed anew every time
+                raise _fail("a dict key that is a number of more than 64 bits")
         self._grow(target, items[1::2])
         for k, v in zip(items[::2], items[1::2]):
             target[k] = v
