@@ -59,11 +59,6 @@ Push = Callable[[object], None]
 Op = Callable[["Reader", Push], None]
 
 
-class _Mark:
-    __slots__ = ()
-
-
-_MARK = _Mark()
 _PRIMITIVE = (type(None), bool, int, float, str, bytes)
 
 
@@ -121,8 +116,6 @@ class Reader:
 
     def _adopt(self, child: object) -> int:
         """``child`` goes inside a container: it may not change any more; its depth."""
-        if child is _MARK:
-            raise _fail("a MARK used as a value")
         if isinstance(child, (*_PRIMITIVE, Global)) or child == ():
             return 0
         self.frozen.add(id(child))
