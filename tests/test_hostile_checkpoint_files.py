@@ -144,6 +144,24 @@ def test_the_corpus_covers_every_kind_of_hostile_file() -> None:
         assert needed in CASES, needed
 
 
+def test_the_tables_show_what_was_passed_over(trained: Path, tmp_path: Path) -> None:
+    """Without --json too: recommend says it fell back, checkpoints list says which files it skipped."""
+    proj = tmp_path / "proj"
+    shutil.copytree(trained, proj)
+    run = proj / "models" / "default"
+    (run / "best").write_text("../../../../etc/passwd\n")
+    (run / "ckpt-00000030.json").write_text("[1, 2, 3]")
+    cfg = str(proj / "whatnext.toml")
+    rec = CliRunner().invoke(app, ["recommend", "--config", cfg, "--user", "7"])
+    assert rec.exit_code == 0, rec.stderr
+    assert f"warning: {run}/best: marker names '../../../../etc/passwd'" in " ".join(rec.stdout.split())
+    listed = CliRunner().invoke(app, ["checkpoints", "list", "--config", cfg])
+    assert listed.exit_code == 0, listed.stderr
+    text = " ".join(listed.stdout.split())
+    assert f"warning: {run}/ckpt-00000030.json: sidecar holds a JSON list" in text
+    assert f"warning: {run}/best: marker names" in text
+
+
 # ---------------------------------------------------------------- pruning on a read-only file system
 
 

@@ -198,6 +198,7 @@ def render_recommendations(con: Console, r: dict[str, Any], wide: bool = False,
     At the terminal's width: rank, item and score always; title and artist fold; distance and the
     attributes join while they fit, and those left out are named under the table.
     """
+    _warnings(con, r.get("warnings", []))
     if "output" in r:
         con.print(f"wrote top-{r['k']} for {r['users']} users ({r['rows']} rows) to {r['output']}")
         return
@@ -257,6 +258,15 @@ def render_checkpoints(con: Console, r: dict[str, Any]) -> None:
                       _num(m.get("eval/ndcg@10", "-")), _num(m.get("eval/hr@10", "-")),
                       f"{c['size'] / 1e6:.2f} MB", marks)
         con.print(t)
+        _warnings(con, run.get("skipped", []))
+
+
+def _warnings(con: Console, lines: list[str]) -> None:
+    """Notes on files passed over (a refused marker, an unverified sidecar), one yellow line each."""
+    from rich.markup import escape
+
+    for w in lines:
+        con.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
 
 
 def render_eval(con: Console, r: dict[str, Any], wide: bool = False, columns: list[str] | None = None) -> None:
