@@ -401,6 +401,63 @@ def _init_exists(tmp: Path, trained: Path) -> dict[str, str]:
     return {}
 
 
+# sizes, special files and crafted checkpoints (#11 parts 3-4; the payloads come from tests/hostile/make_checkpoints.py)
+@setup("config-fifo")
+def _config_fifo(tmp: Path, trained: Path) -> dict[str, str]:
+    os.mkfifo(tmp / "pipe.toml")
+    return {}
+
+
+@setup("config-too-large")
+def _config_too_large(tmp: Path, trained: Path) -> dict[str, str]:
+    _write(tmp / "whatnext.toml", "[train]\nepochs = 1\n" + "#" * (1024 * 1024))
+    return {"cfg": str(tmp / "whatnext.toml")}
+
+
+@setup("config-above-bound")
+def _config_above_bound(tmp: Path, trained: Path) -> dict[str, str]:
+    _write(tmp / "whatnext.toml", "[model]\nwindow = 1000000000\n")
+    return {"cfg": str(tmp / "whatnext.toml")}
+
+
+@setup("data-fifo")
+def _data_fifo(tmp: Path, trained: Path) -> dict[str, str]:
+    os.mkfifo(tmp / "pipe.csv")
+    _write(tmp / "whatnext.toml", '[data]\npath = "pipe.csv"\n')
+    return {"cfg": str(tmp / "whatnext.toml")}
+
+
+@setup("eval-ks-above-catalogue", "cli-seed-too-large", "cli-output-under-a-file")
+def _trained_for_sizes(tmp: Path, trained: Path) -> dict[str, str]:
+    _trained_copy(tmp, trained)
+    cfg = tmp / "whatnext.toml"
+    if tmp.name == "eval-ks-above-catalogue":
+        cfg.write_text(cfg.read_text().replace("ks = [10]", "ks = [41]"))
+    _write(tmp / "top.csv", "a file where --output wants a folder\n")
+    return {"cfg": str(cfg)}
+
+
+CRAFTED = {
+    "ckpt-stored-value-out-of-bounds": "config-rerank-1e9", "ckpt-items-not-the-catalogue": "args-n-items-3m",
+    "ckpt-model-args-extra-key": "args-extra-key", "ckpt-model-args-text": "args-text-value",
+    "ckpt-unknown-model": "unknown-model-name", "ckpt-config-a-list": "config-a-list", "ckpt-actor-a-string": "actor-a-string",
+    "ckpt-weights-wrong-shape": "weights-wrong-shape", "ckpt-nan-weights": "weights-nan",
+    "ckpt-nan-rerank-weight": "rerank-weight-nan", "ckpt-inf-score-scale": "score-scale-inf",
+}
+
+
+@setup(*CRAFTED)
+def _crafted_checkpoint(tmp: Path, trained: Path) -> dict[str, str]:
+    from hostile.make_checkpoints import CASES, load_source, write
+
+    _trained_copy(tmp, trained)
+    source = checkpoints.marker(tmp / "models" / "default", "best")
+    assert source is not None
+    mutate, _ = CASES[CRAFTED[tmp.name]]
+    pt = write(mutate(load_source(source)), tmp / "crafted")  # with its sidecar: the payload check is what refuses it
+    return {"cfg": str(tmp / "whatnext.toml"), "pt": str(pt)}
+
+
 # ---------------------------------------------------------------- the test
 
 

@@ -299,9 +299,10 @@ def set_value(
         )
     try:
         coerced = _coerce(hints[key], value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an integer too large for a float
+        brief = number(value) if isinstance(value, int) else repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
         raise ConfigError(
-            f"{where}: key '{section}.{key}' is {value!r}, expected {_type_name(hints[key])}"
+            f"{where}: key '{section}.{key}' is {brief}, expected {_type_name(hints[key])}"
         ) from None
     _check_value(section, key, coerced, where)
     setattr(getattr(cfg, section), key, coerced)
@@ -335,6 +336,15 @@ BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
 MAX_CUTOFFS = 100
 
 
+def number(value: Any) -> str:
+    """A number for a message: an integer too long to print (Python refuses above 4300 digits) by its size."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of {value.bit_length()} bits"
+    if isinstance(value, list):
+        return f"[{', '.join(number(v) for v in value[:10])}{', ...' if len(value) > 10 else ''}]"
+    return str(value)
+
+
 def _check_bounds(section: str, key: str, value: Any, where: str) -> None:
     bounds = BOUNDS.get((section, key))
     if bounds is None:
@@ -343,11 +353,11 @@ def _check_bounds(section: str, key: str, value: Any, where: str) -> None:
     values = value if isinstance(value, list) else [value]
     for v in values:
         if isinstance(v, int) and v < low:
-            raise ConfigError(f"{where}: key '{section}.{key}' is {value}, expected an integer >= {low}")
+            raise ConfigError(f"{where}: key '{section}.{key}' is {number(value)}, expected an integer >= {low}")
         if v > high:  # the low end of the float keys is checked below, with their own wording
             kind = "an integer" if isinstance(v, int) else "a number"
             raise ConfigError(
-                f"{where}: key '{section}.{key}' is {value}, above the largest allowed ({high}); "
+                f"{where}: key '{section}.{key}' is {number(value)}, above the largest allowed ({high}); "
                 f"use {kind} from {low} to {high}"
             )
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from whatnext import models
 from whatnext.config import Config, set_value
-from whatnext.config.schema import BOUNDS
+from whatnext.config.schema import BOUNDS, number
 from whatnext.errors import CheckpointError, ConfigError
 
 #: The ``[model]`` keys of a checkpoint's stored config that override the user's: the architecture
@@ -75,8 +75,8 @@ def apply_carried_config(cfg: Config, payload: dict[str, Any]) -> None:
     for key, value in values.items():
         try:
             set_value(cfg, "model", key, value, file=_WHERE)
-        except ConfigError as e:
-            raise CheckpointError(f"{e}; {_FIX}") from None
+        except ConfigError as e:  # the config file's wording, without its fix (the user cannot edit a checkpoint)
+            raise CheckpointError(f"{str(e).split('; use ')[0]}; {_FIX}") from None
 
 
 def check_fingerprint(payload: dict[str, Any], fp: str) -> None:
@@ -100,23 +100,23 @@ def check_model_args(payload: dict[str, Any], n_items: int, n_features: int) -> 
         missing = [k for k in MODEL_ARGS if k not in args]
         what = f"lacks {', '.join(missing)}" if missing else f"has unknown keys {', '.join(extra)[:100]}"
         raise CheckpointError(f"the checkpoint's model_args {what}; expected exactly {', '.join(MODEL_ARGS)}; {_FIX}")
-    scratch = Config()
     for key, bound in MODEL_ARGS.items():
         value = args[key]
         want_int = key != "dropout"
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (want_int and not isinstance(value, int)):
             raise CheckpointError(f"the checkpoint's model_args.{key} is {kind(value)}, expected "
                                   f"{'an integer' if want_int else 'a number'}; {_FIX}")
-        if bound is not None and not (key == "learned_dim" and value == 0):
-            try:
-                set_value(scratch, "model", bound, value, file=_WHERE)
-            except ConfigError as e:
-                raise CheckpointError(f"{e} (model_args.{key}); {_FIX}") from None
+        low, high = (0, 1) if key == "dropout" else BOUNDS[("model", bound)] if bound else (0, math.inf)
+        if key == "learned_dim" and value == 0:
+            continue
+        if not (low <= value < high if key == "dropout" else low <= value <= high):
+            raise CheckpointError(f"the checkpoint's model_args.{key} is {number(value)}, outside {low} to {high}"
+                                  f"{f' (the bounds of model.{bound})' if bound else ''}; {_FIX}")
     if args["n_items"] != n_items:
-        raise CheckpointError(f"the checkpoint's model has {args['n_items']} items (model_args.n_items) but the catalogue has "
+        raise CheckpointError(f"the checkpoint's model has {number(args['n_items'])} items (model_args.n_items) but the catalogue has "
                               f"{n_items}; use the data it was trained on or train a new run")
     if args["feature_dim"] not in (0, n_features):
-        raise CheckpointError(f"the checkpoint's model reads {args['feature_dim']} item features (model_args.feature_dim) but "
+        raise CheckpointError(f"the checkpoint's model reads {number(args['feature_dim'])} item features (model_args.feature_dim) but "
                               f"the catalogue has {n_features}; use the data it was trained on or train a new run")
     if args["feature_dim"] == 0 and args["learned_dim"] == 0:
         raise CheckpointError(f"the checkpoint's model_args give the items no vector (feature_dim and learned_dim are both 0); {_FIX}")
@@ -182,7 +182,7 @@ def load_optimiser(part: str, opt: torch.optim.Optimizer, payload: dict[str, Any
     state = payload_dict(payload, part)
     try:
         opt.load_state_dict(state)
-    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
+    except Exception as e:  # torch's parser of an untrusted table raises many kinds
         detail = " ".join(str(e).split())[:100]
         raise CheckpointError(f"the checkpoint's {part} does not fit the model ({type(e).__name__}: {detail}); "
                               f"resume from another checkpoint or start the run again with --force") from None
@@ -198,13 +198,17 @@ def load_optimiser(part: str, opt: torch.optim.Optimizer, payload: dict[str, Any
 
 def check_resume_fields(payload: dict[str, Any]) -> None:
     """The counters a resumed run continues from: step, stale, best_metric, metrics."""
+    if "step" not in payload:
+        raise CheckpointError(f"the checkpoint has no step to resume from; {_FIX}")
     for key in ("step", "stale"):
         value = payload.get(key, 0)
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**15:
-            raise CheckpointError(f"the checkpoint's {key} is {kind(value)} {str(value)[:30]}, expected an integer >= 0; {_FIX}")
+            raise CheckpointError(f"the checkpoint's {key} is {number(value) if isinstance(value, int) else kind(value)}, "
+                                  f"expected an integer from 0 to 10**15; {_FIX}")
     best = payload.get("best_metric")
     if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float)) or not math.isfinite(best)):
-        raise CheckpointError(f"the checkpoint's best_metric is {kind(best)} {str(best)[:30]}, expected a finite number; {_FIX}")
+        raise CheckpointError(f"the checkpoint's best_metric is {best if isinstance(best, float) else kind(best)}, "
+                              f"expected a finite number; {_FIX}")
     if not isinstance(payload.get("metrics", {}), dict):
         raise CheckpointError(f"the checkpoint's metrics is {kind(payload.get('metrics'))}, expected a table; {_FIX}")
 
