@@ -426,6 +426,7 @@ def run_legacy(config: str | Path | None = None, overrides: dict[str, Any] | Non
     if cfg.train.enabled:
         return {"mode": "train", **train(config, overrides, callback=callback)}
     ds = load_dataset(cfg)
+    _check_inference_sizes(k, users, len(ds.catalogue))
     if cfg.paths.model_agent_path or cfg.paths.model_critic_path:
         agent, source = load_legacy(cfg, ds), cfg.paths.model_agent_path
     else:
@@ -447,6 +448,17 @@ def run_legacy(config: str | Path | None = None, overrides: dict[str, Any] | Non
     idx = agent.recommend(hists, k, hists)
     recs = {str(h.user_ids[u]): [str(ds.catalogue.ids[i]) for i in row if i >= 0] for u, row in zip(chosen.tolist(), idx)}
     return {"mode": "inference", "model": source, "k": k, "recommendations": recs}
+
+
+def _check_inference_sizes(k: int, users: int, n_items: int) -> None:
+    """``run``'s -k and --users before anything is allocated: k from 1 to the catalogue size, users >= 1."""
+    from whatnext.config.schema import number
+    from whatnext.errors import ConfigError
+
+    if not 1 <= k <= n_items:
+        raise ConfigError(f"-k is {number(k)}, expected an integer from 1 to {n_items} (the catalogue's size)")
+    if users < 1:
+        raise ConfigError(f"--users is {number(users)}, expected an integer >= 1")
 
 
 # ---------------------------------------------------------------- evaluation
