@@ -302,8 +302,12 @@ def load_legacy(cfg: Config, dataset: Dataset) -> Agent:
             raise ConfigError(f"{cfg.source or 'config'}: 'train, no' needs {key} set to a trained model file")
         parts[key] = checkpoints.load(cfg.resolve(target), check=False)
     actor_p, critic_p = parts["model_agent_path"], parts["model_critic_path"]
-    agent = agent_from_payload(cfg, dataset, {**actor_p, "actor": actor_p["state_dict"], "critic": critic_p["state_dict"]})
-    return agent
+    try:
+        return agent_from_payload(cfg, dataset, {**actor_p, "actor": actor_p.get("state_dict"),
+                                                 "critic": critic_p.get("state_dict")})
+    except CheckpointError as e:  # name the files: "the checkpoint" alone does not say which
+        files = " and ".join(str(cfg.resolve(getattr(cfg.paths, k))) for k in parts)
+        raise CheckpointError(f"{files}: {e}") from None
 
 
 def agent_from_payload(cfg: Config, dataset: Dataset, payload: dict[str, Any]) -> Agent:
