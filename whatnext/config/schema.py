@@ -371,7 +371,7 @@ def check_against_catalogue(cfg: Config, n_items: int) -> None:
     too_big = [k for k in cfg.eval.ks if k > n_items]
     if too_big:
         raise ConfigError(
-            f"{location(cfg.source, None)}: key 'eval.ks' holds {too_big[0]} but the catalogue has only {n_items} items; "
+            f"{cfg.source or 'the built-in defaults'}: key 'eval.ks' holds {too_big[0]} but the catalogue has only {n_items} items; "
             f"use cut-offs of at most {n_items}"
         )
 
