@@ -119,6 +119,24 @@ def test_nothing_below_the_doors_imports_engine_or_cli() -> None:
         assert not offenders, f"{offenders} import {door}; only the CLI and __main__ may"
 
 
+def test_serving_stays_below_the_doors() -> None:
+    """Serving may use everything below the engine; never the engine, the CLI or the terminal libraries."""
+    serving = [m for m in MODULES if _inside(m, "whatnext.serving")]
+    assert "whatnext.serving.recommender" in serving
+    for m in serving:
+        bad = [d for d in IMPORTS[m] if any(_inside(d, x) for x in ("whatnext.engine", "whatnext.cli", "typer", "rich", "click"))]
+        assert not bad, f"{m} imports {bad}"
+
+
+def test_heavy_serving_libraries_stay_in_serving() -> None:
+    """fastapi, uvicorn and prometheus_client are imported only by the serving room (and only when serving)."""
+    for library in ("fastapi", "uvicorn", "prometheus_client", "starlette"):
+        offenders = [m for m in _importers(library) if not _inside(m, "whatnext.serving")]
+        assert not offenders, f"{library} imported outside whatnext.serving by {offenders}"
+    eager = [m for m in ("whatnext.serving", "whatnext.serving.recommender") if IMPORTS[m] & {"fastapi", "uvicorn"}]
+    assert not eager
+
+
 def test_ground_floor_imports_only_the_ground_floor() -> None:
     ground = {"whatnext.errors", "whatnext.checkpoints", "whatnext.search"}
     for m in ground:

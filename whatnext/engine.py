@@ -132,13 +132,14 @@ def inspect_data(config: str | Path | None = None, data: str | Path | None = Non
 
 
 def train(config: str | Path | None = None, overrides: dict[str, Any] | None = None, *, resume: bool = False,
-          callback: Any = None, force: bool = False) -> dict[str, Any]:
+          callback: Any = None, force: bool = False, plays: str | Path | None = None) -> dict[str, Any]:
     """Train a run (``models_dir/run``) as the config says; see :func:`whatnext.rl.environment.train`.
 
     ``callback`` is a :class:`whatnext.rl.callbacks.Callback` (progress, early stop, Ctrl-C).
     Validation NDCG@10 at each checkpoint picks the ``best`` checkpoint. The overrides are recorded
     in the checkpoints; ``resume`` applies the recorded ones first, so a run continues to the target
     it was started with (``--epochs 3`` stays 3 epochs) unless ``overrides`` say otherwise.
+    ``plays`` (a play log written by ``whatnext serve``) appends the logged plays to the users' histories.
     """
     from whatnext.data import load_dataset
     from whatnext.rl.environment import recorded_overrides
@@ -155,6 +156,11 @@ def train(config: str | Path | None = None, overrides: dict[str, Any] | None = N
             given = {**recorded, **given}
             cfg = config_for(config, given)
     ds = load_dataset(cfg)
+    added = None
+    if plays is not None:
+        from whatnext.serving.plays import with_plays
+
+        ds, added = with_plays(ds, Path(plays))
     check_against_catalogue(cfg, len(ds.catalogue))  # validation ranks max(eval.ks) items
     try:
         summary = train_loop(cfg, ds, resume=resume, callback=callback, evaluator=_validator(cfg, ds), force=force,
@@ -165,6 +171,8 @@ def train(config: str | Path | None = None, overrides: dict[str, Any] | None = N
             f"free disk space or fix permissions on {cfg.run_dir}, then continue with --resume"
         ) from None
     summary["config"] = str(cfg.source) if cfg.source else None
+    if added is not None:
+        summary["plays"] = added
     return summary
 
 
@@ -181,16 +189,10 @@ def load_agent(cfg: Config, ds: Any, run: str | None = None, checkpoint: str | P
 def _load_run(cfg: Config, ds: Any, run: str | None, checkpoint: str | Path | None,
               warn: list[str] | None = None) -> tuple[Any, Path, dict[str, Any]]:
     """load_agent, plus the config the checkpoint records (what the agent was trained with)."""
-    from whatnext import checkpoints
-    from whatnext.errors import CheckpointError
-    from whatnext.rl.environment import agent_from_payload
+    from whatnext.serving.recommender import load_run
 
-    pt = checkpoints.resolve(cfg.resolve(cfg.paths.models_dir), cfg.paths.run if run is None else run, checkpoint, warn=warn)
-    payload = checkpoints.load(pt)
-    try:
-        return agent_from_payload(cfg, ds, payload), pt, payload.get("config") or {}
-    except CheckpointError as e:  # name the file: "the checkpoint" alone does not say which
-        raise CheckpointError(f"{pt}: {e}") from None
+    agent, pt, payload = load_run(cfg, ds, run, checkpoint, warn)
+    return agent, pt, payload.get("config") or {}
 
 
 # ---------------------------------------------------------------- recommending
@@ -203,12 +205,11 @@ def recommend(config: str | Path | None = None, overrides: dict[str, Any] | None
     """Top-k recommendations for one user, a cold history of external item ids, or every user.
 
     Already played items are excluded unless ``include_seen``. With ``all_users`` the result
-    is written to ``output`` (.parquet or .csv) and a summary returned.
+    is written to ``output`` (.parquet or .csv) and a summary returned. A one-shot
+    :class:`whatnext.serving.Recommender`: load it once to answer many.
     """
-    import numpy as np
-
-    from whatnext.data import load_dataset
-    from whatnext.errors import ConfigError, NotFoundError
+    from whatnext.errors import ConfigError
+    from whatnext.serving.recommender import Recommender
 
     if sum(x is not None and x is not False for x in (user, history, all_users or None)) != 1:
         raise ConfigError("recommend needs exactly one of --user ID, --history ID,ID,... or --all-users")
@@ -225,82 +226,18 @@ def recommend(config: str | Path | None = None, overrides: dict[str, Any] | None
             raise ConfigError(f"--output {out_path}: {blocked} is a file, not a folder; choose an --output in a folder")
     if k < 1:
         raise ConfigError(f"-k is {k}, expected an integer >= 1")
+    if history is not None and not any(x.strip() for x in history):
+        raise ConfigError("--history is empty; give item ids separated by commas")
     cfg = config_for(config, overrides)
-    ds = load_dataset(cfg)
-    cat, h = ds.catalogue, ds.histories
-    if k > len(cat):
-        raise ConfigError(f"-k is {k} but the catalogue has only {len(cat)} items; ask for at most {len(cat)}")
-    warnings: list[str] = []  # a refused marker: the newest verified checkpoint is used instead
-    agent, pt = load_agent(cfg, ds, run, checkpoint, warnings)
-    if all_users:
-        users = np.arange(len(h))
-        hists = [h.of(int(u)) for u in users]
-        idx, dist, score = _ranked(agent, hists, k, None if include_seen else hists)
-        return _write_all(out_path, cfg, h.user_ids, cat, idx, dist, score) | {"checkpoint": str(pt), "k": k, "warnings": warnings}
-    if user is not None:
-        u = int(h.user_index([user])[0])
-        if u < 0:
-            sample = ", ".join(h.user_ids[:5].tolist())
-            raise NotFoundError(f"unknown user {user!r} in {ds.source} (users look like: {sample}); "
-                                f"'whatnext inspect-data --json' describes the data")
-        hist = h.of(u)
-    else:
-        assert history is not None
-        ids = [x.strip() for x in history if x.strip()]
-        if not ids:
-            raise ConfigError("--history is empty; give item ids separated by commas")
-        found = cat.index_of(ids)
-        if (found < 0).any():
-            bad = ids[int(np.flatnonzero(found < 0)[0])]
-            raise NotFoundError(f"unknown item {bad!r} in --history ({int((found < 0).sum())} unknown); use item ids from {ds.source}")
-        hist = found
-    idx, dist, score = _ranked(agent, [hist], k, None if include_seen else [hist])
-    keep = idx[0] >= 0
-    items = idx[0][keep]
-    attrs = as_written(cat.original_units(items))
-    rows = []
-    for rank, (i, sc, d) in enumerate(zip(items.tolist(), score[0][keep].tolist(), dist[0][keep].tolist()), 1):
-        row: dict[str, Any] = {"rank": rank, "item_id": str(cat.ids[i]), "score": float(sc), "distance": float(d)}
-        for col in cat.display.columns:
-            row[col] = str(cat.display.iloc[i][col])
-        row["attributes"] = dict(zip(cat.feature_names, attrs[rank - 1]))
-        rows.append(row)
-    return {
-        "user": user, "history_length": len(hist), "history": [str(cat.ids[i]) for i in hist[-5:]],
-        "k": k, "include_seen": include_seen, "diversity": cfg.recommend.diversity, "checkpoint": str(pt),
-        "ranked_by": "score" if not cfg.recommend.diversity else "score and diversity", "recommendations": rows,
-        "warnings": warnings,
-    }
-
-
-def _ranked(agent: Any, hists: list[Any], k: int, exclude: list[Any] | None) -> tuple[Any, Any, Any]:
-    """Top-k item indices, distances to the proto-action and the score each list is ranked by
-    (actor logit + re-rank weight * log critic value: non-increasing down a plain list), in blocks."""
-    import numpy as np
-
-    cfg = agent.cfg
-    pool = max(k, cfg.recommend.diversity_pool if cfg.recommend.diversity > 0 else 0)
-    seen = exclude is None
-    weight = agent.rerank_weight_seen if seen else agent.rerank_weight
-    parts = []
-    for s in range(0, len(hists), 1024):
-        scored = agent.score_candidates(hists[s : s + 1024], None if exclude is None else exclude[s : s + 1024], pool)
-        items, dist = agent.choose(scored, k, seen=seen)
-        col = (scored.items[:, None, :] == items[:, :, None]).argmax(-1)  # each chosen item's place in the slate
-        score = np.where(items >= 0, np.take_along_axis(scored.score(weight), col, 1), -np.inf)
-        parts.append((items, dist, score))
-    if not parts:
-        return np.zeros((0, k), np.int64), np.zeros((0, k)), np.zeros((0, k))
-    return tuple(np.concatenate([p[j] for p in parts]) for j in range(3))  # type: ignore[return-value]
-
-
-def as_written(values: Any) -> list[list[float]]:
-    """Feature values as in the data: each float32 by the shortest decimal that reads back as the same
-    float32 (90.4, not 90.4000015258789)."""
-    import numpy as np
-
-    a = np.asarray(values, dtype=np.float32)
-    return [[float(str(x)) for x in row] for row in a]
+    rec = Recommender.load(cfg, run=run, checkpoint=checkpoint)
+    if not all_users:
+        return rec.recommend(user=user, history=history, k=k, include_seen=include_seen, where="--history")
+    n = len(rec.dataset.catalogue)
+    if k > n:
+        raise ConfigError(f"-k is {k} but the catalogue has only {n} items; ask for at most {n}")
+    idx, dist, score, model = rec.rank_all(k, include_seen)
+    return _write_all(out_path, cfg, rec.dataset.histories.user_ids, rec.dataset.catalogue, idx, dist, score) | {
+        "checkpoint": str(model.checkpoint), "k": k, "warnings": list(model.warnings)}
 
 
 def _write_all(path: Path | None, cfg: Config, user_ids: Any, cat: Any, idx: Any, dist: Any, score: Any) -> dict[str, Any]:
@@ -335,6 +272,38 @@ def _write_all(path: Path | None, cfg: Config, user_ids: Any, cat: Any, idx: Any
         tmp.unlink(missing_ok=True)
         raise WhatnextError(f"{path}: cannot write ({e.strerror})") from None
     return {"output": str(path), "users": n, "rows": len(df)}
+
+
+# ---------------------------------------------------------------- serving
+
+
+def serve(config: str | Path | None = None, overrides: dict[str, Any] | None = None, *, run: str | None = None,
+          checkpoint: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          token: str | None = None, plays: str | Path | None = None, watch: float = 3.0,
+          ready: Any = None) -> dict[str, Any]:
+    """Serve recommendations over HTTP until stopped (see :mod:`whatnext.serving.http` for the endpoints).
+
+    The run is loaded once; plays posted to ``/v1/users/{id}/plays`` go to ``plays`` (default
+    ``models_dir/RUN/plays.jsonl``) before they are acknowledged and are replayed at start; the
+    checkpoint is reloaded when the run's best marker changes or on SIGHUP. ``token`` guards the
+    write endpoint. ``ready(app)`` is called once loaded, before the port opens.
+    """
+    from whatnext.serving.server import serve as run_server
+
+    return run_server(config, overrides, run=run, checkpoint=checkpoint, host=host, port=port, workers=workers,
+                      token=token, plays=plays, watch=watch, ready=ready)
+
+
+def export(config: str | Path | None = None, overrides: dict[str, Any] | None = None, *, formats: list[str] | None = None,
+           output: str | Path = "export", run: str | None = None, checkpoint: str | Path | None = None, k: int = 10,
+           include_seen: bool = False, force: bool = False) -> dict[str, Any]:
+    """Export a run's actor (TorchScript and/or ONNX) with its item map, item vectors and config to ``output``
+    (see :mod:`whatnext.serving.export`)."""
+    from whatnext.serving import export as exporter
+    from whatnext.serving.recommender import Recommender
+
+    rec = Recommender.load(config_for(config, overrides), run=run, checkpoint=checkpoint)
+    return exporter.export(rec, formats or ["torchscript"], Path(output), k=k, include_seen=include_seen, force=force)
 
 
 # ---------------------------------------------------------------- checkpoints

@@ -295,6 +295,7 @@ def train(
     algorithm: Annotated[Optional[str], typer.Option("--algorithm", help="Training algorithm: original or hybrid (overrides train.algorithm).", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Delete the run's existing checkpoints and start over.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar.")] = False,
+    plays: Annotated[Optional[Path], typer.Option("--plays", help="Also train on the plays a server logged (models_dir/RUN/plays.jsonl): appended to the users' histories.", show_default=False)] = None,
     sets: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -308,7 +309,7 @@ def train(
     with _Interrupt() as interrupt:  # until the hint is printed: a late Ctrl-C cannot swallow it
         progress = TrainProgress(con, plain=quiet or as_json or not con.is_terminal, interrupt=interrupt,
                                  config=config)
-        summary = engine.train(config, overrides, resume=resume, callback=progress, force=force)
+        summary = engine.train(config, overrides, resume=resume, callback=progress, force=force, plays=plays)
         if as_json:
             print_json(summary)
         else:
@@ -381,6 +382,72 @@ def eval_cmd(
         result = engine.evaluate(config, _overrides(sets, **{"recommend.diversity": diversity}), run=run, checkpoint=checkpoint,
                                  split=split, include_seen=include_seen, baselines=with_baselines, callback=progress)
     show(result, as_json, "render_eval", wide=wide, columns=_column_list(columns))
+
+
+@app.command(epilog="Examples: whatnext serve --config demo/whatnext.toml  ·  "
+             "curl 'http://127.0.0.1:8000/v1/users/7/recommendations?k=5'  ·  whatnext serve --port 9000 --workers 2")
+@handle_errors
+def serve(
+    config: ConfigOpt = None,
+    run: RunOpt = None,
+    checkpoint: CheckpointOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="TCP port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", help="Server processes; each loads the model, all share the play log.")] = 1,
+    token: Annotated[Optional[str], typer.Option("--token", help="Require 'Authorization: Bearer TOKEN' to post plays (default: $WHATNEXT_TOKEN; unset = open).", show_default=False)] = None,
+    plays: Annotated[Optional[Path], typer.Option("--plays", help="Play log file (default: models_dir/RUN/plays.jsonl).", show_default=False)] = None,
+    watch: Annotated[float, typer.Option("--watch", help="Seconds between looks at the run's best marker for hot reload (0 = on SIGHUP only).")] = 3.0,
+    sets: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Serve recommendations over HTTP: the model loaded once, live plays, hot reload of new checkpoints."""
+    import os
+
+    from whatnext import engine
+
+    token = token if token is not None else (os.environ.get("WHATNEXT_TOKEN") or None)
+
+    def ready(app: Any) -> None:
+        health = app.app.state.recommender.health()
+        info = {"url": f"http://{host}:{port}", **{k: health[k] for k in ("checkpoint", "step", "catalogue_size", "plays_log")},
+                "token": token is not None}
+        if as_json:
+            print_json(info)
+        else:
+            sys.stdout.write(f"serving {info['checkpoint']} (step {info['step']}, {info['catalogue_size']} items) on "
+                             f"{info['url']}; plays go to {info['plays_log']}; Ctrl-C stops\n")
+        sys.stdout.flush()
+
+    engine.serve(config, _overrides(sets), run=run, checkpoint=checkpoint, host=host, port=port, workers=workers,
+                 token=token, plays=plays, watch=watch, ready=ready)
+
+
+@app.command(epilog="Examples: whatnext export --config demo/whatnext.toml --output demo/export  ·  "
+             "whatnext export --format torchscript,onnx --k 20")
+@handle_errors
+def export(
+    config: ConfigOpt = None,
+    run: RunOpt = None,
+    checkpoint: CheckpointOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="torchscript, onnx, or both (torchscript,onnx).")] = "torchscript",
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write actor.pt / actor.onnx, items.json, item_vectors.npy and config.json into.")] = Path("export"),
+    k: Annotated[int, typer.Option("-k", "--k", help="Items the exported model returns per history.")] = 10,
+    include_seen: Annotated[bool, typer.Option("--include-seen", help="Do not leave the history's items out of the exported ranking.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files in --output.")] = False,
+    sets: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a run's actor (TorchScript or ONNX) with its item id map, item vectors and config."""
+    from whatnext import engine
+
+    result = engine.export(config, _overrides(sets), formats=[f.strip() for f in fmt.split(",") if f.strip()],
+                           output=output, run=run, checkpoint=checkpoint, k=k, include_seen=include_seen, force=force)
+    if as_json:
+        print_json(result)
+        return
+    con = _console()
+    for path in result["written"]:
+        con.print(f"[green]wrote[/] {path}")
 
 
 checkpoints_app = typer.Typer(help="List, show and prune the checkpoints of training runs.", no_args_is_help=True,
