@@ -33,14 +33,14 @@ def _is_int(section: str, key: str) -> bool:
 
 
 def test_readme_lists_every_bound_as_the_schema_has_it() -> None:
-    rows = dict(re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \| (\d+ \| \d+) \|", README, flags=re.M))
+    rows = dict(re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \| (\d+ \| \d+) \|", README, flags=re.MULTILINE))
     documented = {k: tuple(int(x) for x in v.split(" | ")) for k, v in rows.items()}
     assert documented == {f"{s}.{k}": (int(lo), int(hi)) for (s, k), (lo, hi) in BOUNDS.items()}
 
 
 @pytest.mark.parametrize(("section", "key"), sorted(BOUNDS))
 def test_a_value_above_its_bound_is_refused_and_the_bound_accepted(section: str, key: str) -> None:
-    low, high = BOUNDS[(section, key)]
+    _, high = BOUNDS[(section, key)]
     is_list = typing.get_origin(typing.get_type_hints(SECTIONS[section])[key]) is list
     as_int = is_list or _is_int(section, key)
     above = int(high) + 1 if as_int else high * 2

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from whatnext import models
 from whatnext.config import Config, set_value
@@ -182,7 +181,7 @@ def load_optimiser(part: str, opt: torch.optim.Optimizer, payload: dict[str, Any
     state = payload_dict(payload, part)
     try:
         opt.load_state_dict(state)
-    except Exception as e:  # torch's parser of an untrusted table raises many kinds
+    except Exception as e:  # noqa: BLE001  (torch's parser of an untrusted table raises many kinds)
         detail = " ".join(str(e).split())[:100]
         raise CheckpointError(f"the checkpoint's {part} does not fit the model ({type(e).__name__}: {detail}); "
                               f"resume from another checkpoint or start the run again with --force") from None
