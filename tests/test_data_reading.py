@@ -329,3 +329,21 @@ def test_messages_show_ids_as_written(tmp_path: Path) -> None:
     msg = error(["inspect-data", "--config", str(tmp_path / "whatnext.toml")], 3)
     assert "item '52' has conflicting features ('energy' is 0.1 in one row and 0.7 in another" in msg
     assert "np." not in msg
+
+
+def test_fingerprint_covers_feature_names_and_old_checkpoints_keep_their_form(tmp_path: Path) -> None:
+    from whatnext.errors import CheckpointError
+
+    cfg = write(tmp_path, "user_id,item_id,timestamp\nu1,a,1\nu1,b,2\n", items="item_id,energy\na,0.1\nb,0.9\n")
+    cat = load_dataset(engine.config_for(cfg)).catalogue
+    renamed = write(tmp_path / "renamed", "user_id,item_id,timestamp\nu1,a,1\nu1,b,2\n", items="item_id,tempo\na,0.1\nb,0.9\n")
+    other = load_dataset(engine.config_for(renamed)).catalogue
+    assert other.legacy_fingerprint() == cat.legacy_fingerprint() and other.fingerprint() != cat.fingerprint()
+    cat.check_checkpoint({"fingerprint": cat.fingerprint(), "catalogue": cat.summary()})
+    cat.check_checkpoint({"fingerprint": cat.legacy_fingerprint()})  # written before the change: no catalogue record
+    with pytest.raises(CheckpointError, match="trained on other data: the built-in demo data \\(2 items, features: energy"):
+        other.check_checkpoint({"fingerprint": cat.fingerprint(), "catalogue": cat.summary()})
+    with pytest.raises(CheckpointError, match="fingerprint a list"):  # a new checkpoint never passes on the old form
+        cat.check_checkpoint({"fingerprint": [1, 2], "catalogue": cat.summary()})
+    with pytest.raises(CheckpointError):
+        cat.check_checkpoint({"fingerprint": cat.legacy_fingerprint(), "catalogue": cat.summary()})
