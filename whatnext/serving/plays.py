@@ -57,7 +57,12 @@ class PlayLog:
             os.close(self.fd)
             raise ConfigError(f"{self.path}: the play log is not a regular file; choose another --plays file")
         self._offset = 0
-        self._rest = b""
+        self._skipping = False
+        fcntl.flock(self.fd, fcntl.LOCK_EX)  # a writer holds the lock to the end of its line: a tail now is torn
+        try:
+            self._cut_torn_tail()
+        finally:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         """Close the file (the plays are already on disk)."""
@@ -87,32 +92,39 @@ class PlayLog:
         cut = start + tail.rfind(b"\n") + 1 if b"\n" in tail else start
         log.warning("%s: cutting off an unfinished last line (%d bytes) left by a crash", self.path, size - cut)
         os.ftruncate(self.fd, cut)
-        if self._offset > cut:
-            self._offset, self._rest = cut, b""
 
     def has_new(self) -> bool:
-        """Whether the file has grown since the last read (one fstat)."""
+        """Whether the file has grown past the last whole line read (one fstat)."""
         return os.fstat(self.fd).st_size > self._offset
 
     def read_new(self) -> list[Play]:
-        """The whole lines appended since the last call, as (user, item indices); bad lines passed over."""
+        """The whole lines appended since the last call, as (user, item indices); bad lines passed over.
+
+        The offset only ever moves to the end of a whole line: a torn tail is read again next time, after
+        its writer finished it or the next writer cut it off."""
         out: list[Play] = []
         while True:
-            chunk = os.pread(self.fd, 1 << 20, self._offset)
-            if not chunk:
-                break
-            self._offset += len(chunk)
-            data = self._rest + chunk
+            data = os.pread(self.fd, MAX_LINE, self._offset)
             end = data.rfind(b"\n") + 1
-            self._rest = data[end:]
-            if len(self._rest) > MAX_LINE:  # a line longer than any play: pass it over
+            if end == 0:
+                if len(data) < MAX_LINE:
+                    break  # nothing, or an unfinished line
+                self._offset += len(data)  # a line longer than any play: pass it over to its end
+                self._skipping = True
+                continue
+            lines = data[:end].splitlines()
+            if self._skipping:
+                self._skipping = False
                 self.skipped += 1
                 log.warning("%s: a line over %d bytes; passed over", self.path, MAX_LINE)
-                self._rest = b""
-            for raw in data[:end].splitlines():
+                lines = lines[1:]
+            for raw in lines:
                 play = self._parse(raw)
                 if play is not None:
                     out.append(play)
+            self._offset += end
+            if len(data) < MAX_LINE:
+                break
         return out
 
     def _parse(self, raw: bytes) -> Play | None:
@@ -140,7 +152,7 @@ def read_plays(path: Path, index_of: Callable[[Sequence[str]], np.ndarray]) -> l
     if not p.is_file():
         raise DataError(f"{p}: no play log there; it is written by 'whatnext serve' (models/<run>/plays.jsonl)")
     plays = PlayLog.__new__(PlayLog)
-    plays.path, plays._index_of, plays.skipped, plays._offset, plays._rest = p, index_of, 0, 0, b""
+    plays.path, plays._index_of, plays.skipped, plays._offset, plays._skipping = p, index_of, 0, 0, False
     try:
         plays.fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
