@@ -191,6 +191,8 @@ def _other_value(section: str, key: str, tp: Any, default: Any) -> Any:
         return ","
     if (section, key) == ("paths", "run"):  # one safe folder name
         return "run_2.b-Z"
+    if isinstance(tp, types.UnionType) and int in typing.get_args(tp):  # str | int ("auto" or a count): a count
+        return 7
     if isinstance(tp, types.UnionType):  # str | list[str]: a list, the form the default is not
         return ["A b", 'odd "name"', key]
     if tp is bool:

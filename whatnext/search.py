@@ -2,8 +2,14 @@
 
 :class:`NeighbourIndex` is the contract: build over an (n, d) float32 matrix, then
 ``search(queries, k, exclude)`` returns the k nearest items per query by Euclidean
-distance. :class:`ExactIndex` computes it exactly with numpy in query blocks; an ANN index
-(faiss) can implement the same protocol for million-item catalogues.
+distance. :class:`ExactIndex` computes it exactly with numpy in query blocks;
+:class:`FaissIndex` searches with faiss (imported lazily): ``exact`` (a flat float32 index,
+then the candidates re-measured in float64 so answers equal ExactIndex's), or the
+approximate ``ivf`` and ``hnsw`` for large catalogues, whose search parameter (nprobe,
+efSearch) is raised at build time until recall@10 against exact search reaches
+:data:`TARGET_RECALL` on a seeded sample. :func:`build_index` picks one (``recommend.index``).
+An index is built in memory from the vectors and never saved: nothing is loaded that could
+run code.
 
 Results are deterministic: ties in distance are broken by the smaller item index. Where
 fewer than k items remain (k larger than the catalogue, or too many excluded), the rows
@@ -35,6 +41,7 @@ class ExactIndex:
 
     def __init__(self, vectors: np.ndarray, block_bytes: int = 64 << 20) -> None:
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._vectors64: np.ndarray | None = None  # converted once, on the first search
         self.sq_norms = (self.vectors.astype(np.float64) ** 2).sum(axis=1)
         self.block_bytes = block_bytes
 
@@ -43,8 +50,10 @@ class ExactIndex:
 
     def distances(self, queries: np.ndarray) -> np.ndarray:
         """Squared Euclidean distances (len(queries), n), in float64 so ties are exact."""
+        if self._vectors64 is None:
+            self._vectors64 = self.vectors.astype(np.float64)
         q = np.asarray(queries, dtype=np.float64)
-        d = (q**2).sum(1)[:, None] - 2.0 * q @ self.vectors.T.astype(np.float64) + self.sq_norms[None, :]
+        d = (q**2).sum(1)[:, None] - 2.0 * q @ self._vectors64.T + self.sq_norms[None, :]
         return np.maximum(d, 0.0)
 
     def search(self, queries: np.ndarray, k: int, exclude: Exclude = None) -> tuple[np.ndarray, np.ndarray]:
@@ -67,6 +76,150 @@ class ExactIndex:
             out_d[s : s + rows, : idx.shape[1]] = dist
         out_i[~np.isfinite(out_d)] = -1
         return out_i, np.sqrt(out_d)
+
+
+#: recall@10 against exact search that the approximate indexes are tuned to reach
+TARGET_RECALL = 0.95
+#: ``recommend.index = "auto"``: numpy's exact search up to this many items (faiss's import and
+#: copy cost more than the search there, and the answers stay exactly what they always were)
+AUTO_NUMPY_MAX = 16_384
+#: ``recommend.index = "auto"``: faiss's exact search up to this many items, approximate above
+AUTO_EXACT_MAX = 200_000
+#: ``"auto"`` above AUTO_EXACT_MAX: the approximate index measured best there (bench/scale.py)
+AUTO_APPROXIMATE = "ivf"
+#: extra candidates fetched beyond k (and the excluded items) so float32 rounding cannot push
+#: one of the true k nearest out before the float64 re-measure
+MARGIN = 8
+KINDS = ("auto", "exact", "ivf", "hnsw")
+
+
+def build_index(vectors: np.ndarray, kind: str = "auto", seed: int = 0) -> NeighbourIndex:
+    """The index ``recommend.index`` asks for over ``vectors``: ``auto`` is exact up to AUTO_EXACT_MAX
+    items (numpy's up to AUTO_NUMPY_MAX, faiss's flat index above), approximate beyond."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown index kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if kind == "auto" and len(vectors) <= AUTO_NUMPY_MAX:
+        return ExactIndex(vectors)
+    if kind == "auto":
+        kind = "exact" if len(vectors) <= AUTO_EXACT_MAX else AUTO_APPROXIMATE
+    return FaissIndex(vectors, kind, seed=seed)
+
+
+class FaissIndex:
+    """k-nearest-neighbour search through faiss: exact (flat) or approximate (IVF, HNSW).
+
+    Candidates come from faiss in float32, k + the longest exclusion list + MARGIN of them;
+    those are re-measured in float64 (the formula of :class:`ExactIndex`) and ranked with ties
+    to the smaller index, so ``exact`` answers as ExactIndex does and the approximate kinds
+    report true distances. ``param`` is nprobe (ivf) or efSearch (hnsw), tuned at build time
+    until recall@10 on a seeded sample of perturbed catalogue vectors is at least TARGET_RECALL
+    (``recall`` holds what it reached; 1.0 for exact).
+    """
+
+    def __init__(self, vectors: np.ndarray, kind: str = "exact", seed: int = 0, param: int | None = None) -> None:
+        import faiss  # lazily: only what searches needs it
+
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.kind, self.seed = kind, seed
+        n, d = self.vectors.shape
+        self.recall, self.param = 1.0, 0
+        if kind == "exact" or n == 0:
+            self.index = faiss.IndexFlatL2(d)
+        elif kind == "ivf":
+            nlist = int(max(1, min(4 * np.sqrt(n), n // 39)))  # faiss wants >= 39 training points per list
+            self.index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, nlist)
+            rng = np.random.default_rng(seed)
+            train = self.vectors[np.sort(rng.choice(n, min(n, 64 * nlist), replace=False))]
+            self.index.cp.seed = int(seed % (2**31))
+            self.index.train(train)
+        elif kind == "hnsw":
+            self.index = faiss.IndexHNSWFlat(d, 32)
+            self.index.hnsw.efConstruction = 64
+        else:
+            raise ValueError(f"unknown index kind {kind!r}; expected exact, ivf or hnsw")
+        if n:
+            self.index.add(self.vectors)
+        if kind in ("ivf", "hnsw") and n:
+            self._set(param if param is not None else self._tune())
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def _set(self, value: int) -> None:
+        self.param = int(value)
+        if self.kind == "ivf":
+            self.index.nprobe = self.param
+        else:
+            self.index.hnsw.efSearch = self.param
+
+    def _tune(self, n_queries: int = 500, k: int = 10) -> int:
+        """The smallest search parameter (doubling) whose recall@k on a sample reaches TARGET_RECALL."""
+        import faiss
+
+        n = len(self.vectors)
+        rng = np.random.default_rng([self.seed, 17])
+        picked = self.vectors[rng.choice(n, min(n, n_queries), replace=False)]
+        spread = self.vectors[rng.choice(n, min(n, 2000), replace=False)].std(axis=0)
+        queries = (picked + 0.5 * spread * rng.standard_normal(picked.shape)).astype(np.float32)
+        flat = faiss.IndexFlatL2(self.vectors.shape[1])
+        flat.add(self.vectors)
+        _, truth = flat.search(queries, min(k, n))
+        top = self.index.nlist if self.kind == "ivf" else 4096
+        value = 1 if self.kind == "ivf" else 16
+        while True:
+            self._set(value)
+            _, got = self.index.search(queries, min(k, n))
+            self.recall = recall_at(got, truth)
+            if self.recall >= TARGET_RECALL or value >= top:
+                return value
+            value = min(top, value * 2)
+
+    def search(self, queries: np.ndarray, k: int, exclude: Exclude = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest items for every query, skipping ``exclude[i]`` for query i."""
+        queries = np.ascontiguousarray(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
+        n, m = len(self.vectors), len(queries)
+        if k < 1:
+            raise ValueError("k must be >= 1")
+        out_i = np.full((m, k), -1, dtype=np.int64)
+        out_d = np.full((m, k), np.inf, dtype=np.float64)
+        if n == 0 or m == 0:
+            return out_i, out_d
+        extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0
+        fetch = min(n, k + extra + MARGIN)
+        if self.kind == "hnsw" and self.index.hnsw.efSearch < fetch:
+            self.index.hnsw.efSearch = fetch
+        _, cand = self.index.search(queries, fetch)
+        if self.kind == "hnsw":
+            self.index.hnsw.efSearch = self.param
+        cand = cand.astype(np.int64)
+        safe = np.maximum(cand, 0)
+        v = self.vectors[safe].astype(np.float64)  # (m, fetch, d): only the candidates, never the catalogue
+        q = queries.astype(np.float64)
+        d = (q**2).sum(1)[:, None] - 2.0 * np.einsum("md,mfd->mf", q, v) + (v**2).sum(-1)
+        d = np.where(cand < 0, np.inf, np.maximum(d, 0.0))
+        if exclude is not None:
+            lens = np.fromiter((len(e) for e in exclude), dtype=np.int64, count=m)
+            if lens.sum():
+                ex = np.full((m, int(lens.max())), -1, dtype=np.int64)
+                ex[np.arange(int(lens.max()))[None, :] < lens[:, None]] = np.concatenate(
+                    [np.asarray(e, dtype=np.int64) for e in exclude])
+                hit = np.zeros(cand.shape, bool)
+                for j in range(ex.shape[1]):  # a loop over the longest list's positions, vectorised over queries
+                    hit |= (cand == ex[:, j : j + 1]) & (ex[:, j : j + 1] >= 0)
+                d[hit] = np.inf
+        order = np.lexsort((cand, d), axis=-1)[:, :k]  # by distance, ties to the smaller index
+        idx = np.take_along_axis(cand, order, 1)
+        dist = np.take_along_axis(d, order, 1)
+        out_i[:, : idx.shape[1]] = idx
+        out_d[:, : idx.shape[1]] = dist
+        out_i[~np.isfinite(out_d)] = -1
+        return out_i, np.sqrt(out_d)
+
+
+def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean share of each row of ``truth`` (exact neighbours, -1 padded) that ``found`` holds."""
+    hits = (found[:, :, None] == truth[:, None, :]).any(1) & (truth >= 0)
+    return float(hits.sum() / max(1, (truth >= 0).sum()))
 
 
 def mask_excluded(scores: np.ndarray, exclude: Sequence[np.ndarray], value: float = np.inf) -> None:

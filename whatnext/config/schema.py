@@ -96,6 +96,9 @@ class TrainConfig:
     grad_clip: float = _f(1.0, "clip gradient norm to this value; 0 = no clipping")
     threads: int = _f(1, "torch CPU threads; 0 = torch's default (small LSTMs run fastest and reproducibly on 1)")
     rewards: dict[str, float] = _f({"hit": 1.0}, "reward name -> weight (diversity, next_item, hit); the reward is the weighted sum")
+    negatives: str | int = _f("auto", "hybrid: shared negatives per step of a sampled softmax; auto = full softmax up to 8192 items, 2048 negatives above; a count at least the catalogue = full softmax")
+    negative_power: float = _f(0.75, "negatives are drawn from (training count + 1) ** negative_power (0 = uniform, 1 = popularity), logQ-corrected")
+    device: str = _f("auto", "where training runs: auto (CUDA when available), cpu or cuda")
 
 
 @dataclass
@@ -105,6 +108,7 @@ class EvalConfig:
     ks: list[int] = _f([10, 20], "cut-offs K for HR@K, NDCG@K, MRR@K, coverage@K")
     split: str = _f("valid", "which held-out event to score: valid (second-to-last) or test (last)")
     include_seen: bool = _f(False, "keep already played items in the ranking")
+    max_users: str | int = _f("auto", "validation at checkpoints on a seeded sample of this many users; auto = all users up to 50000, a sample of 50000 above; 0 = all")
 
 
 @dataclass
@@ -113,6 +117,7 @@ class RecommendConfig:
 
     diversity: float = _f(0.0, "trade accuracy for varied lists: maximise relative expected NDCG + diversity * ILD in typical distances (MMR); 0 = off")
     diversity_pool: int = _f(200, "with diversity > 0: choose each list from this many candidates nearest the proto-action")
+    index: str = _f("auto", "nearest-neighbour search: exact (faiss flat, float32), ivf or hnsw (faiss, approximate), auto = exact up to 200000 items (numpy up to 16384), ivf above")
 
 
 @dataclass
@@ -142,6 +147,8 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("model", "item_embedding"): ("auto", "features", "learned", "both"),
     ("model", "item_init"): ("auto", "random", "cooccurrence"),
     ("train", "algorithm"): ("original", "hybrid"),
+    ("train", "device"): ("auto", "cpu", "cuda"),
+    ("recommend", "index"): ("auto", "exact", "ivf", "hnsw"),
 }
 
 #: Known model names; the model registry in models.py must agree (a test checks it).
@@ -328,7 +335,10 @@ BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("train", "patience"): (0, 1_000_000),
     ("train", "keep_last"): (1, 10_000),
     ("train", "threads"): (0, 1024),
+    ("train", "negatives"): (1, 10**8),  # or "auto"
+    ("train", "negative_power"): (0, 10),
     ("eval", "ks"): (1, 100_000),  # each cut-off; at most MAX_CUTOFFS of them
+    ("eval", "max_users"): (0, 10**9),  # or "auto"
     ("recommend", "diversity"): (0, 1000),
     ("recommend", "diversity_pool"): (1, 100_000),
 }
@@ -352,6 +362,10 @@ def _check_bounds(section: str, key: str, value: Any, where: str) -> None:
     low, high = bounds
     values = value if isinstance(value, list) else [value]
     for v in values:
+        if isinstance(v, str):  # a key that takes a number or a word ("auto"): the word is checked by _check_value
+            if v != "auto":
+                raise ConfigError(f"{where}: key '{section}.{key}' is {v!r}, expected \"auto\" or an integer from {low} to {high}")
+            continue
         if isinstance(v, int) and v < low:
             raise ConfigError(f"{where}: key '{section}.{key}' is {number(value)}, expected an integer >= {low}")
         if v > high:  # the low end of the float keys is checked below, with their own wording
@@ -407,7 +421,7 @@ def _check_value(section: str, key: str, value: Any, where: str) -> None:
         raise ConfigError(f"{where}: key 'recommend.diversity' is {value}, expected a number >= 0 (0 = off)")
     if (section, key) == ("model", "rerank_weight") and not value >= 0:
         raise ConfigError(f"{where}: key 'model.rerank_weight' is {value}, expected a number >= 0")
-    if section == "train" and key in ("noise", "relax", "grad_clip", "rl_weight") and not value >= 0:
+    if section == "train" and key in ("noise", "relax", "grad_clip", "rl_weight", "negative_power") and not value >= 0:
         raise ConfigError(f"{where}: key 'train.{key}' is {value}, expected a number >= 0")
     if (section, key) == ("model", "dropout") and not 0 <= value < 1:
         raise ConfigError(f"{where}: key 'model.dropout' is {value}, expected a number in [0, 1)")

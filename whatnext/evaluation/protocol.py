@@ -165,13 +165,16 @@ def evaluate(
 def score_ranking(
     ranked: np.ndarray, dataset: Dataset, split: str, ks: Sequence[int], include_seen: bool = False,
     embeddings: np.ndarray | None = None, *, name: str = "ranking", population_sigma: np.ndarray | None = None,
-    window: int = 50, check: bool = True,
+    window: int = 50, check: bool = True, rows: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The metrics of :func:`evaluate` for a ready ranking: one row per user of ``split``, in
     :func:`split_inputs` order, at least ``max(ks)`` columns (with ``check``, checked like a
-    model's answer; only the first ``max(ks)`` columns are scored)."""
+    model's answer; only the first ``max(ks)`` columns are scored). ``rows`` (indices into
+    :func:`split_inputs` order) scores a sample of the users instead, one ranking row each."""
     ks = sorted({int(k) for k in ks})
     users, hists, targets = split_inputs(dataset, split)
+    if rows is not None:
+        users, targets, hists = users[rows], targets[rows], [hists[i] for i in rows]
     n_items = len(dataset.catalogue)
     if check:
         ranked = _check_answer(name, ranked, len(users), ks[-1], n_items, None if include_seen else hists)

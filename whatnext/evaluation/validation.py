@@ -18,6 +18,19 @@ RERANK_GRID = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 #: validation rows whose slates the score scale is fitted on
 CALIBRATION_ROWS = 20_000
+#: ``eval.max_users = "auto"``: every validation user up to this many, a seeded sample of this many above
+AUTO_MAX_USERS = 50_000
+
+
+def sample_rows(max_users: str | int, n_users: int, seed: int) -> Any:
+    """Indices (ascending) of the validation users scored at checkpoints, or None for all of them:
+    a sample drawn from ``seed`` when there are more than ``eval.max_users`` (AUTO_MAX_USERS for auto)."""
+    import numpy as np
+
+    limit = AUTO_MAX_USERS if max_users == "auto" else int(max_users)
+    if limit <= 0 or n_users <= limit:
+        return None
+    return np.sort(np.random.default_rng([seed, 23]).choice(n_users, limit, replace=False))
 
 
 def validator(cfg: Config, ds: Any) -> Any:
@@ -42,6 +55,9 @@ def validator(cfg: Config, ds: Any) -> Any:
     _, hists, targets = split_inputs(ds, "valid")
     if not hists:
         raise DataError(f"{ds.source}: no user has a valid target (a user needs at least 3 events)")
+    rows = sample_rows(cfg.eval.max_users, len(hists), cfg.train.seed)
+    if rows is not None:  # large data: a seeded sample of users at every checkpoint (eval.max_users)
+        hists, targets = [hists[i] for i in rows], targets[rows]
     tune = bool(cfg.model.rerank and cfg.model.tune_rerank)
 
     def protocol(agent: Any, seen: bool) -> tuple[float, dict[str, float]]:
@@ -59,7 +75,7 @@ def validator(cfg: Config, ds: Any) -> Any:
                 sample.append((slate, targets[s : s + len(block)]))
         best: tuple[float, float, dict[str, Any]] | None = None
         for w in weights:
-            res = score_ranking(ranked[w], ds, "valid", cfg.eval.ks, seen, name=agent.name, check=False)
+            res = score_ranking(ranked[w], ds, "valid", cfg.eval.ks, seen, name=agent.name, check=False, rows=rows)
             if best is None or res[key] > best[0]:
                 best = (res[key], w, res)
         assert best is not None

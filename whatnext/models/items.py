@@ -63,4 +63,4 @@ class ItemTable(nn.Module):
 
     def all(self) -> torch.Tensor:
         """Every item's vector, (n_items, dim)."""
-        return self.forward(torch.arange(self.n_items))
+        return self.forward(torch.arange(self.n_items, device=self.features.device))

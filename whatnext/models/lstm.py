@@ -22,7 +22,7 @@ def _encode(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torc
     Padding sits after the real items, so outputs up to each length are exact without packing.
     """
     out, _ = lstm(x)
-    last = out[torch.arange(len(x)), (lengths - 1).clamp(min=0)]
+    last = out[torch.arange(len(x), device=x.device), (lengths - 1).clamp(min=0)]
     return out, last
 
 
@@ -101,7 +101,7 @@ class CriticModel(nn.Module):
         ``extra`` None means zeros (a candidate not in the history, never seen after its last item).
         """
         if extra is None:
-            extra = torch.zeros(*candidate.shape[:-1], self.n_extra)
+            extra = torch.zeros(*candidate.shape[:-1], self.n_extra, device=candidate.device)
         summary = summary[:, None, :].expand(-1, candidate.shape[1], -1)
         x = torch.cat([summary, candidate, extra.to(candidate.dtype)], dim=-1)
         return self.head(x).squeeze(-1)

@@ -20,7 +20,7 @@ from whatnext.config import Config
 from whatnext.data import Dataset, pad_histories
 from whatnext.evaluation.diversify import diversify, typical_distance
 from whatnext.rl import rewards
-from whatnext.rl.algorithms import ALGORITHMS
+from whatnext.rl.algorithms import ALGORITHMS, resolve_device
 from whatnext.rl.batch import SUCCESSORS, Batch
 from whatnext.rl.cooccurrence import ppmi_vectors
 from whatnext.rl.state import State
@@ -64,9 +64,12 @@ class Agent:
 
     def __init__(self, state: State, cfg: Config, args: dict[str, Any] | None = None, init_items: bool = True) -> None:
         self.state, self.cfg = state, cfg
+        if state.index_kind != cfg.recommend.index:
+            state.index_kind, state._index = cfg.recommend.index, None
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         self.args = args or model_args(cfg, state.dataset)
+        self.device = resolve_device(cfg.train.device)
         self.actor, self.critic = models.build(cfg.model.name, self.args)
         if self.args["feature_dim"]:
             feats = torch.from_numpy(state.catalogue.features)
@@ -76,6 +79,9 @@ class Agent:
             vec = torch.from_numpy(ppmi_vectors(state.dataset, self.args["learned_dim"], seed=cfg.train.seed))
             for table in (self.actor.items, self.actor.out_items, self.critic.items):
                 table.init_learned(vec)
+        if self.device.type != "cpu":
+            self.actor.to(self.device)
+            self.critic.to(self.device)
         # tuned on validation when model.tune_rerank: one weight for rankings that exclude played
         # items, one for rankings that keep them (repeats change what the critic is worth)
         self.rerank_weight = cfg.model.rerank_weight
@@ -118,7 +124,7 @@ class Agent:
         """Every item's vector in the actor's space (cached until the next learning step)."""
         if self._vectors is None:
             with torch.no_grad():
-                self._vectors = self.actor.out_items.all().numpy().astype(np.float32)
+                self._vectors = self.actor.out_items.all().cpu().numpy().astype(np.float32)
             if self.args["learned_dim"]:
                 self.state.set_embeddings(self._vectors)
         return self._vectors
@@ -127,8 +133,8 @@ class Agent:
         """Proto-actions (B, dim) for right-padded histories."""
         self.actor.eval()
         with torch.no_grad():
-            out = self.actor(torch.from_numpy(inputs), torch.from_numpy(lengths))
-        return out.numpy()
+            out = self.actor(torch.from_numpy(inputs).to(self.device), torch.from_numpy(lengths).to(self.device))
+        return out.cpu().numpy()
 
     def propagate(self, batch: Batch, rng: np.random.Generator, gen: torch.Generator) -> dict[str, float]:
         """One learning step with the configured algorithm; returns namespaced metrics."""
@@ -248,9 +254,10 @@ class Agent:
         vectors = self.item_vectors()
         self.critic.eval()
         with torch.no_grad():
-            summary = self.critic.encode(torch.from_numpy(inputs), torch.from_numpy(lengths))
-            q = self.critic.score(summary, torch.from_numpy(vectors[np.maximum(cand, 0)]),
-                                  self.candidate_extra(inputs, lengths, np.maximum(cand, 0))).numpy().astype(np.float64)
+            summary = self.critic.encode(torch.from_numpy(inputs).to(self.device), torch.from_numpy(lengths).to(self.device))
+            q = self.critic.score(summary, torch.from_numpy(vectors[np.maximum(cand, 0)]).to(self.device),
+                                  self.candidate_extra(inputs, lengths, np.maximum(cand, 0)).to(self.device)
+                                  ).cpu().numpy().astype(np.float64)
         return np.log(np.clip(q, 1e-4, 1.0))
 
 

@@ -9,6 +9,18 @@
   between the proto-action and every item vector), in the spirit of SQN (Xin et al., SIGIR
   2020). Training runs over whole sequences, one output per step, which is far cheaper than
   one prefix at a time and ties the proto-action to what users actually played next.
+
+The supervised loss is a full softmax while the catalogue is small, and a *sampled* softmax
+above :data:`AUTO_FULL_MAX` items (``train.negatives``): the logits are computed only for the
+batch's own targets plus shared negatives drawn from (training count + 1) ** ``train.negative_power``,
+each corrected by ``- log pi`` where pi is the probability that the item is among the
+candidates at all (the logQ correction of Jean et al. 2015 / Yi et al. 2019, here with the
+inclusion probability of unique sampling, as TensorFlow's ``unique=True`` samplers use), so the
+softmax over the candidates estimates the full one without the popularity bias. The critic's
+slate is then the nearest of those candidates, so no step touches the whole catalogue. With
+the whole catalogue as candidates every pi is 1 and the loss is the full softmax exactly.
+Negatives come from the step's generator, itself derived from (seed, step): runs stay
+bit-identical and resume exactly.
 """
 
 from __future__ import annotations
@@ -29,18 +41,134 @@ if TYPE_CHECKING:  # the Agent looks its algorithm up here: a run-time import wo
     from whatnext.rl.agent import Agent
 
 
+#: ``train.negatives = "auto"`` uses the full softmax up to this many items (cheaper there:
+#: the sampled step pays for sampling and for the batch's own unique targets, up to
+#: batch_size * window of them), and samples above it (bench/train_throughput.py --items).
+AUTO_FULL_MAX = 8192
+#: how many shared negatives ``"auto"`` draws above AUTO_FULL_MAX
+AUTO_NEGATIVES = 2048
+
+
+def resolve_device(name: str) -> torch.device:
+    """``train.device`` resolved: ``auto`` is CUDA when torch sees a CUDA device, else the CPU;
+    ``cuda`` without one is a ConfigError."""
+    if name == "cuda" and not torch.cuda.is_available():
+        from whatnext.errors import ConfigError
+
+        raise ConfigError("key 'train.device' is 'cuda' but torch sees no CUDA device here; use 'auto' or 'cpu'")
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+
+
+def negatives_for(cfg: Any, n_items: int) -> int | None:
+    """``train.negatives`` resolved for a catalogue of ``n_items``: None = the full softmax."""
+    neg = cfg.train.negatives
+    if neg == "auto":
+        return None if n_items <= AUTO_FULL_MAX else AUTO_NEGATIVES
+    return None if int(neg) >= n_items else int(neg)
+
+
+class NegativeSampler:
+    """Shared negatives for a sampled softmax, from (count + 1) ** power, with their inclusion probabilities.
+
+    ``counts`` are the training popularity of every item. A step's candidates are the unique
+    union of its R targets (drawn, in effect, from the unigram distribution p) and S negatives
+    drawn with replacement from q; an item is among them with probability
+    ``pi = 1 - (1 - p) ** R * (1 - q) ** S``, and ``- log pi`` is its logQ correction.
+    """
+
+    def __init__(self, counts: np.ndarray, power: float, n_negatives: int) -> None:
+        counts = np.asarray(counts, dtype=np.float64)
+        self.n_negatives = int(n_negatives)
+        w = (counts + 1.0) ** power
+        self.q = w / w.sum()
+        self.cdf = np.cumsum(self.q)
+        self.cdf[-1] = 1.0
+        self.p = counts / max(counts.sum(), 1.0)
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """S negatives, with replacement, from q."""
+        return np.minimum(np.searchsorted(self.cdf, rng.random(self.n_negatives), side="right"), len(self.q) - 1)
+
+    def log_inclusion(self, items: np.ndarray, n_targets: int) -> np.ndarray:
+        """log pi of ``items`` among the unique candidates of a step with ``n_targets`` targets."""
+        log_out = n_targets * np.log1p(-np.minimum(self.p[items], 1 - 1e-12)) \
+            + self.n_negatives * np.log1p(-np.minimum(self.q[items], 1 - 1e-12))
+        return np.log(-np.expm1(np.minimum(log_out, -1e-300)))
+
+    def candidates(self, targets: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(items, log_pi, target_pos)``: the sorted unique union of ``targets`` and S negatives,
+        each item's log inclusion probability, and where each target sits in ``items``."""
+        items = np.unique(np.concatenate([targets, self.draw(rng)]))
+        return items, self.log_inclusion(items, len(targets)), np.searchsorted(items, targets)
+
+
+def sampler_for(agent: Agent) -> NegativeSampler | None:
+    """The agent's negative sampler (built once, cached on the agent), or None for the full softmax."""
+    n = len(agent.state.catalogue)
+    s = negatives_for(agent.cfg, n)
+    if s is None:
+        return None
+    cached = getattr(agent, "_negative_sampler", None)
+    key = (s, agent.cfg.train.negative_power)
+    if cached is None or cached[0] != key:
+        h = agent.state.histories
+        counts = np.bincount(h.items[h.train_mask()], minlength=n)
+        cached = (key, NegativeSampler(counts, agent.cfg.train.negative_power, s))
+        agent._negative_sampler = cached  # type: ignore[attr-defined]
+    return cached[1]
+
+
+def sampled_cross_entropy(logits: torch.Tensor, target_pos: torch.Tensor, log_pi: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over candidate logits (R, C) with the logQ correction ``- log_pi`` (C,)."""
+    return F.cross_entropy(logits - log_pi, target_pos)
+
+
+class ItemRows:
+    """The actor's item vectors as a read-only array computed row by row on demand.
+
+    Indexing (``rows[idx]``, any integer array) returns float32 vectors of those items only,
+    so a step of the sampled softmax never materialises the whole (n_items, dim) table.
+    """
+
+    def __init__(self, agent: Agent) -> None:
+        self.table = agent.actor.out_items
+        self.shape = (self.table.n_items, self.table.dim)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, idx: Any) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64)
+        with torch.no_grad():
+            return self.table(torch.from_numpy(idx).to(self.table.features.device)).cpu().numpy()
+
+
+def _nearest_among(items: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """The k of ``items`` (with ``vectors``) nearest each query, ties to the smaller item: (B, k)."""
+    from whatnext.search import topk_smallest
+
+    d = (queries.astype(np.float64) ** 2).sum(1)[:, None] - 2.0 * queries.astype(np.float64) @ vectors.T.astype(np.float64) \
+        + (vectors.astype(np.float64) ** 2).sum(1)[None, :]
+    idx, _ = topk_smallest(d, min(k, len(items)))
+    return items[idx]
+
+
 def _actor_critic(agent: Agent, batch: Batch, proto: torch.Tensor, rng: np.random.Generator,
-                  gen: torch.Generator, need_dpg: bool = True) -> tuple[torch.Tensor | None, dict[str, float]]:
+                  gen: torch.Generator, need_dpg: bool = True,
+                  pool: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[torch.Tensor | None, dict[str, float]]:
     """The original cycle on one proto-action per window: returns the actor's DPG loss term.
 
     Noise, produce and reward happen outside autograd; the critic is stepped here. With
     ``model.rerank = M > 0`` the critic also learns the rewards of the M items nearest the
-    noisy proto-action (the candidates it re-ranks at recommendation time).
+    noisy proto-action (the candidates it re-ranks at recommendation time). ``pool`` (items,
+    their vectors) is the sampled softmax's candidates: the slate is then the M nearest of
+    them, and item vectors are looked up row by row instead of for the whole catalogue.
     """
     t = agent.cfg.train
-    inputs, lengths = torch.from_numpy(batch.inputs), torch.from_numpy(batch.lengths)
-    vectors = agent.item_vectors()
-    noisy = proto.detach() + t.noise * torch.randn(proto.shape, generator=gen)
+    dev = proto.device
+    inputs, lengths = torch.from_numpy(batch.inputs).to(dev), torch.from_numpy(batch.lengths).to(dev)
+    vectors: Any = agent.item_vectors() if pool is None else ItemRows(agent)
+    noisy = (proto.detach().cpu() + t.noise * torch.randn(proto.shape, generator=gen))
     m = agent.cfg.model.rerank
     if t.algorithm == "original" or not m:
         produced = np.asarray(agent.state.produce(noisy.numpy(), t.relax, rng))
@@ -49,7 +177,10 @@ def _actor_critic(agent: Agent, batch: Batch, proto: torch.Tensor, rng: np.rando
             slate, _ = agent.state.nearest(noisy.numpy(), m)
             cand = np.concatenate([cand, np.where(slate < 0, produced[:, None], slate)], axis=1)
     else:  # hybrid: the slate the critic will re-rank is what it learns on
-        slate, _ = agent.state.nearest(noisy.numpy(), m)
+        if pool is None:
+            slate, _ = agent.state.nearest(noisy.numpy(), m)
+        else:
+            slate = _nearest_among(pool[0], pool[1], noisy.numpy(), m)
         last = batch.inputs[np.arange(len(batch.lengths)), batch.lengths - 1]
         slate = np.concatenate([slate, agent.transitions.successors(last, SUCCESSORS)], 1)
         cand = np.where(slate < 0, slate[:, :1], slate)
@@ -62,8 +193,9 @@ def _actor_critic(agent: Agent, batch: Batch, proto: torch.Tensor, rng: np.rando
     # critic: regression of the rewards of the produced song (and the candidates)
     assert agent.critic_opt is not None
     agent.critic.train()
-    q = agent.critic.score(agent.critic.encode(inputs, lengths), torch.from_numpy(vectors[cand]), extra)
-    critic_loss = F.mse_loss(q, torch.from_numpy(reward).float())
+    q = agent.critic.score(agent.critic.encode(inputs, lengths), torch.from_numpy(np.asarray(vectors[cand])).to(dev),
+                           extra.to(dev))
+    critic_loss = F.mse_loss(q, torch.from_numpy(reward).float().to(dev))
     agent.critic_opt.zero_grad(set_to_none=True)
     critic_loss.backward()
     _clip(agent.critic.parameters(), t.grad_clip)
@@ -99,7 +231,8 @@ def _step_actor(agent: Agent, loss: torch.Tensor) -> None:
 def train_original(agent: Agent, batch: Batch, rng: np.random.Generator, gen: torch.Generator) -> dict[str, float]:
     """The original actor-critic step (see the module doc)."""
     agent.actor.train()
-    proto = agent.actor(torch.from_numpy(batch.inputs), torch.from_numpy(batch.lengths))
+    dev = agent.device
+    proto = agent.actor(torch.from_numpy(batch.inputs).to(dev), torch.from_numpy(batch.lengths).to(dev))
     dpg, metrics = _actor_critic(agent, batch, proto, rng, gen)
     assert dpg is not None
     _step_actor(agent, dpg)
@@ -109,18 +242,29 @@ def train_original(agent: Agent, batch: Batch, rng: np.random.Generator, gen: to
 def train_hybrid(agent: Agent, batch: Batch, rng: np.random.Generator, gen: torch.Generator) -> dict[str, float]:
     """Supervised next-item loss at every step plus the actor-critic term on the last step."""
     agent.actor.train()
-    inputs = torch.from_numpy(batch.inputs)
+    dev = agent.device
+    inputs = torch.from_numpy(batch.inputs).to(dev)
     protos = agent.actor.sequence(inputs)
-    valid = torch.from_numpy(batch.targets != PAD)
-    logits = agent.actor.logits(protos[valid])
-    ce = F.cross_entropy(logits, torch.from_numpy(batch.targets)[valid])
-    last = protos[torch.arange(len(batch.lengths)), torch.from_numpy(batch.lengths) - 1]
+    valid = torch.from_numpy(batch.targets != PAD).to(dev)
+    sampler = sampler_for(agent)
+    pool = None
+    if sampler is None:
+        logits = agent.actor.logits(protos[valid])
+        ce = F.cross_entropy(logits, torch.from_numpy(batch.targets).to(dev)[valid])
+    else:
+        targets = batch.targets[batch.targets != PAD]
+        items, log_pi, target_pos = sampler.candidates(targets, rng)
+        e = agent.actor.out_items(torch.from_numpy(items).to(dev))
+        ce = sampled_cross_entropy(agent.actor.logits(protos[valid], e), torch.from_numpy(target_pos).to(dev),
+                                   torch.from_numpy(log_pi).to(dev, e.dtype))
+        pool = (items, e.detach().cpu().numpy())
+    last = protos[torch.arange(len(batch.lengths), device=dev), torch.from_numpy(batch.lengths).to(dev) - 1]
     metrics: dict[str, float] = {"train/ce_loss": ce.item()}
     loss = ce
     w = agent.cfg.train.rl_weight
     if w > 0 or agent.cfg.model.rerank:
         # the critic always learns (it re-ranks); its gradient reaches the actor only when rl_weight > 0
-        dpg, ac = _actor_critic(agent, batch, last if w > 0 else last.detach(), rng, gen, need_dpg=w > 0)
+        dpg, ac = _actor_critic(agent, batch, last if w > 0 else last.detach(), rng, gen, need_dpg=w > 0, pool=pool)
         if dpg is not None:
             loss = ce + w * dpg
         metrics.update(ac)

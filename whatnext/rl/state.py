@@ -10,7 +10,7 @@ import numpy as np
 
 from whatnext.data import PAD, Dataset
 from whatnext.errors import DataError
-from whatnext.search import ExactIndex, Exclude, NeighbourIndex
+from whatnext.search import Exclude, NeighbourIndex, build_index
 
 
 class State:
@@ -29,12 +29,25 @@ class State:
             embeddings = self.catalogue.features if self.catalogue.features is not None \
                 else np.zeros((len(self.catalogue), 1), np.float32)
         self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
-        self.index: NeighbourIndex = index if index is not None else ExactIndex(self.embeddings)
+        #: recommend.index: which NeighbourIndex is built (the Agent sets the config's)
+        self.index_kind = "auto"
+        self._index: NeighbourIndex | None = index
+
+    @property
+    def index(self) -> NeighbourIndex:
+        """The nearest-neighbour index over the embeddings, built on first use after they change."""
+        if self._index is None:
+            self._index = build_index(self.embeddings, self.index_kind)
+        return self._index
+
+    @index.setter
+    def index(self, index: NeighbourIndex) -> None:
+        self._index = index
 
     def set_embeddings(self, embeddings: np.ndarray) -> None:
-        """Replace the item vectors (e.g. learned ones after a training step) and rebuild the index."""
+        """Replace the item vectors (e.g. learned ones after a training step); the index is rebuilt when next used."""
         self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
-        self.index = ExactIndex(self.embeddings)
+        self._index = None
 
     # -- the original two methods -------------------------------------------------
 
