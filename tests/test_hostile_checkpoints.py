@@ -167,3 +167,18 @@ def test_a_config_file_is_at_most_one_mebibyte(tmp_path: Path) -> None:
     big.write_text("[train]\nepochs = 1\n" + "#" * MAX_CONFIG_BYTES)
     with pytest.raises(ConfigError, match=r"larger than 1 MiB"):
         engine.config_for(big)
+
+
+def test_legacy_model_files_without_weights_are_refused(project: tuple[Path, Path], tmp_path: Path) -> None:
+    """'train, no' reads model_agent_path / model_critic_path: a file without a state_dict is exit 4 naming both files."""
+    cfg, pt = project
+    payload = torch.load(pt, weights_only=True)
+    common = {k: v for k, v in payload.items() if k not in ("actor", "critic")}
+    torch.save({**common, "state_dict": payload["actor"]}, tmp_path / "agent.pt")
+    torch.save(common, tmp_path / "critic.pt")
+    text = cfg.read_text().replace("[train]\n", "[train]\nenabled = false\n").replace(
+        "[paths]\n", f'[paths]\nmodel_agent_path = "{tmp_path / "agent.pt"}"\nmodel_critic_path = "{tmp_path / "critic.pt"}"\n')
+    legacy = cfg.with_name("legacy.toml")
+    legacy.write_text(text)
+    with pytest.raises(CheckpointError, match=r"agent\.pt and .*critic\.pt: the checkpoint's 'critic' is a NoneType"):
+        engine.run_legacy(legacy)
