@@ -167,6 +167,55 @@ class _Guard:
         return b"".join(parts)
 
 
+class _Batcher:
+    """Ranks the requests that arrive while a batch is being ranked together, in one worker thread.
+
+    At concurrency 1 a request is ranked at once, alone; under load the networks and the index
+    run once for many histories (a matrix product instead of one matrix-vector product each),
+    which is where throughput comes from. Requests with different k, include_seen or diversity
+    are ranked in separate batches.
+    """
+
+    def __init__(self, rec: Recommender, max_batch: int = 64) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.rec, self.max_batch = rec, max_batch
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="whatnext-rank")
+        self.queue: list[tuple[Any, asyncio.Future[Any]]] = []
+        self.running = False
+
+    async def rank(self, req: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self.queue.append((req, fut))
+        if not self.running:
+            self.running = True
+            loop.create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self.queue:
+                batch, self.queue = self.queue[: self.max_batch], self.queue[self.max_batch :]
+                groups: dict[Any, list[tuple[Any, asyncio.Future[Any]]]] = {}
+                for item in batch:
+                    groups.setdefault(item[0].key, []).append(item)
+                for group in groups.values():
+                    try:
+                        out = await loop.run_in_executor(self.pool, self.rec.rank_requests, [r for r, _ in group])
+                    except Exception as e:  # noqa: BLE001 - every waiting request gets the error
+                        for _, fut in group:
+                            if not fut.done():
+                                fut.set_exception(e)
+                        continue
+                    for (_, fut), result in zip(group, out):
+                        if not fut.done():
+                            fut.set_result(result)
+        finally:
+            self.running = False
+
+
 class _Reloader:
     """Watches the run's ``best`` marker (and waits for SIGHUP) in a thread; reloads in the background."""
 
@@ -219,6 +268,11 @@ def create_app(rec: Recommender, *, token: str | None = None, watch: float = 3.0
     ``watch``: seconds between looks at the run's best marker (0 = no polling); ``sighup``: reload on SIGHUP."""
     metrics = _Metrics()
     reloader = _Reloader(rec, metrics, watch if watch > 0 else 1e9)
+    batcher = _Batcher(rec)
+
+    async def recommend(**request: Any) -> JSONResponse:
+        req = rec.request(**request)
+        return JSONResponse(rec.answer(req, *await batcher.rank(req)))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
@@ -231,6 +285,7 @@ def create_app(rec: Recommender, *, token: str | None = None, watch: float = 3.0
         yield
         reloader.stop.set()
         reloader.wake.set()
+        batcher.pool.shutdown(wait=False)
 
     app = FastAPI(title="whatnext", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url="/v1/openapi.json")
@@ -268,13 +323,12 @@ def create_app(rec: Recommender, *, token: str | None = None, watch: float = 3.0
     @app.get("/v1/users/{user_id}/recommendations")
     async def user_recommendations(user_id: str, k: int = Query(10, ge=1, le=MAX_K), include_seen: bool = False,
                                    diversity: float | None = Query(None, ge=0)) -> Response:
-        return JSONResponse(rec.recommend(user=user_id, k=k, include_seen=include_seen, diversity=diversity))
+        return await recommend(user=user_id, k=k, include_seen=include_seen, diversity=diversity)
 
     @app.post("/v1/recommendations")
     async def history_recommendations(request: Request) -> Response:
         body = _parsed(HistoryRequest, await request.body())
-        return JSONResponse(rec.recommend(history=body.history, k=body.k, include_seen=body.include_seen,
-                                          diversity=body.diversity))
+        return await recommend(history=body.history, k=body.k, include_seen=body.include_seen, diversity=body.diversity)
 
     @app.post("/v1/users/{user_id}/plays")
     async def plays(user_id: str, request: Request) -> Response:

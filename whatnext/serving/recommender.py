@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from whatnext.config import Config, load_config
 from whatnext.errors import CheckpointError, ConfigError, NotFoundError
-from whatnext.serving.rows import as_written, rank, result_rows
+from whatnext.serving.rows import as_written, display_columns, rank, result_rows
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,22 @@ class Model(NamedTuple):
     checkpoint: Path
     step: int
     warnings: list[str]
+
+
+class Request(NamedTuple):
+    """One checked recommendation request: the model (and diversity view) it is answered with, and its history."""
+
+    model: Model
+    agent: Any
+    user: str | None
+    history: np.ndarray
+    k: int
+    include_seen: bool
+
+    @property
+    def key(self) -> tuple[int, int, bool]:
+        """Requests with equal keys can be ranked in one batch."""
+        return id(self.agent), self.k, self.include_seen
 
 
 def load_run(cfg: Config, ds: Any, run: str | None, checkpoint: str | Path | None,
@@ -82,6 +99,8 @@ class Recommender:
         self._reload_lock = threading.Lock()
         self._extra: dict[str, np.ndarray] = {}  # user id -> plays observed since the data was read
         self._counts: np.ndarray | None = None  # plays per item in the data, counted on first use
+        self._display = display_columns(dataset.catalogue)
+        self._users = pd.Index(dataset.histories.user_ids)  # hashed once: one lookup per request
         self._model = self._load_model()
         self.plays = None
         if plays is not None:
@@ -159,7 +178,10 @@ class Recommender:
         """A user's items in time order: the data's, then the plays observed since. NotFoundError if neither."""
         h = self.dataset.histories
         self.catch_up()
-        u = int(h.user_index([user])[0])
+        try:
+            u = int(self._users.get_loc(str(user)))
+        except (KeyError, TypeError):
+            u = -1
         extra = self._extra.get(str(user))
         if u < 0 and extra is None:
             sample = ", ".join(h.user_ids[:5].tolist())
@@ -207,23 +229,43 @@ class Recommender:
         include_seen, diversity, checkpoint, step, ranked_by, recommendations (rank, item_id, score,
         distance, display columns, attributes), warnings. ``diversity`` None = the config's.
         """
-        model = self._model  # held to the end: a reload cannot change the model under this request
+        req = self.request(user, history, k, include_seen, diversity, where=where)
+        return self.answer(req, *self.rank_requests([req])[0])
+
+    def request(self, user: str | None = None, history: Sequence[str] | None = None, k: int = 10,
+                include_seen: bool = False, diversity: float | None = None, *, where: str = "history") -> Request:
+        """A checked request, bound to the model in use now (a reload cannot change it under the request)."""
+        model = self._model
         agent = self._with_diversity(model.agent, diversity)
-        cat = self.dataset.catalogue
+        n = len(self.dataset.catalogue)
         if (user is None) == (history is None):
             raise ConfigError("give exactly one of a user id or a history of item ids")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ConfigError(f"-k is {k}, expected an integer >= 1")
-        if k > len(cat):
-            raise ConfigError(f"-k is {k} but the catalogue has only {len(cat)} items; ask for at most {len(cat)}")
+        if k > n:
+            raise ConfigError(f"-k is {k} but the catalogue has only {n} items; ask for at most {n}")
         hist = self.history_of(str(user)) if user is not None else self.items_of(history or [], where)
-        idx, dist, score = rank(agent, [hist], k, None if include_seen else [hist])
+        return Request(model, agent, user, hist, k, include_seen)
+
+    @staticmethod
+    def rank_requests(reqs: Sequence[Request]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Rank requests that share a model view, k and include_seen (:meth:`Request.key`) in one batch:
+        one pass of each network and of the index for all of them. Per request: (items, distances, scores)."""
+        first = reqs[0]
+        assert all(r.key == first.key for r in reqs), "one batch, one key"
+        hists = [r.history for r in reqs]
+        idx, dist, score = rank(first.agent, hists, first.k, None if first.include_seen else hists)
+        return [(idx[j], dist[j], score[j]) for j in range(len(reqs))]
+
+    def answer(self, req: Request, idx: np.ndarray, dist: np.ndarray, score: np.ndarray) -> dict[str, Any]:
+        """The result dict of a ranked request (the fields of ``whatnext recommend --json``, plus the step)."""
+        cat, hist, model, agent = self.dataset.catalogue, req.history, req.model, req.agent
         return {
-            "user": user, "history_length": len(hist), "history": [str(cat.ids[i]) for i in hist[-5:]],
-            "k": k, "include_seen": include_seen, "diversity": agent.cfg.recommend.diversity,
+            "user": req.user, "history_length": len(hist), "history": [str(cat.ids[i]) for i in hist[-5:]],
+            "k": req.k, "include_seen": req.include_seen, "diversity": agent.cfg.recommend.diversity,
             "checkpoint": str(model.checkpoint), "step": model.step,
             "ranked_by": "score" if not agent.cfg.recommend.diversity else "score and diversity",
-            "recommendations": result_rows(cat, idx[0], dist[0], score[0]), "warnings": list(model.warnings),
+            "recommendations": result_rows(cat, idx, dist, score, self._display), "warnings": list(model.warnings),
         }
 
     def rank_all(self, k: int, include_seen: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, Model]:
@@ -241,8 +283,8 @@ class Recommender:
         if i < 0:
             raise NotFoundError(f"unknown item {item_id!r}; use item ids from {self.dataset.source}")
         row: dict[str, Any] = {"item_id": str(cat.ids[i])}
-        for col in cat.display.columns:
-            row[col] = str(cat.display.iloc[i][col])
+        for col, values in self._display.items():
+            row[col] = str(values[i])
         row["attributes"] = dict(zip(cat.feature_names, as_written(cat.original_units(np.array([i])))[0]))
         if self._counts is None:
             self._counts = np.bincount(self.dataset.histories.items, minlength=len(cat))

@@ -1,0 +1,206 @@
+"""Serving latency and throughput: ``Recommender.recommend`` in process, and HTTP against a real
+``whatnext serve`` process (uvicorn on 127.0.0.1, httpx clients with keep-alive).
+
+Two catalogues: the demo (2,000 songs, trained with the defaults) and a synthetic one of
+``--items`` songs (100,000 by default: 8 features, the default model, trained for a few steps:
+latency depends on the sizes, not on how well the weights are trained). Each is trained once
+into ``--workdir`` and reused. Prints one table: p50/p99 latency at concurrency 1 in process and
+over HTTP, and throughput over HTTP at concurrency ``--concurrency`` (16). Every phase is bounded
+by ``--requests`` and ``--seconds``. The load average is printed with the figures: this machine
+is shared, so a busy one shows.
+
+    python bench/serve.py                    # both catalogues
+    python bench/serve.py --only demo --requests 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _project_demo(root: Path) -> Path:
+    from whatnext import engine
+
+    cfg = root / "demo" / "whatnext.toml"
+    if not cfg.exists():
+        engine.init_project(root / "demo", demo=True)
+    if not list((root / "demo" / "models" / "default").glob("ckpt-*.pt")):
+        print("training the demo run once (10 epochs)...", flush=True)
+        engine.train(cfg)
+    return cfg
+
+
+def _project_synthetic(root: Path, n_items: int, n_users: int = 2000, length: int = 20) -> Path:
+    import pandas as pd
+
+    from whatnext import engine
+
+    folder = root / f"synthetic-{n_items}"
+    cfg = folder / "whatnext.toml"
+    if not cfg.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(0)
+        items = pd.DataFrame(rng.random((n_items, 8)).round(4), columns=[f"f{j}" for j in range(8)])
+        items.insert(0, "item_id", [f"s{i}" for i in range(n_items)])
+        items["title"] = [f"Song {i}" for i in range(n_items)]
+        items.to_csv(folder / "items.csv", index=False)
+        users = np.repeat(np.arange(n_users), length)
+        events = pd.DataFrame({"user_id": users, "item_id": [f"s{i}" for i in rng.integers(0, n_items, len(users))],
+                               "timestamp": np.tile(np.arange(length), n_users)})
+        events.to_csv(folder / "events.csv", index=False)
+        # the default model; a few steps (latency does not depend on training), no weight tuning
+        cfg.write_text('[data]\npath = "events.csv"\nitems_path = "items.csv"\n[model]\ntune_rerank = false\n'
+                       '[train]\nsamples = 128\n', encoding="utf-8")
+    if not list((folder / "models" / "default").glob("ckpt-*.pt")):
+        print(f"training the synthetic {n_items}-item run once (a few steps)...", flush=True)
+        engine.train(cfg)
+    return cfg
+
+
+def _percentiles(seconds: list[float]) -> tuple[float, float]:
+    ms = np.asarray(seconds) * 1e3
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+
+def in_process(cfg: Path, requests: int, limit: float) -> dict[str, float]:
+    """p50/p99 of Recommender.recommend for random users, one at a time."""
+    from whatnext.serving.recommender import Recommender
+
+    t = time.perf_counter()
+    rec = Recommender.load(cfg)
+    load = time.perf_counter() - t
+    users = rec.dataset.histories.user_ids
+    rng = np.random.default_rng(1)
+    for u in rng.choice(users, 20):  # warm-up
+        rec.recommend(user=str(u), k=10)
+    times: list[float] = []
+    end = time.monotonic() + limit
+    for u in rng.choice(users, requests):
+        t = time.perf_counter()
+        rec.recommend(user=str(u), k=10)
+        times.append(time.perf_counter() - t)
+        if time.monotonic() > end:
+            break
+    p50, p99 = _percentiles(times)
+    return {"load_s": load, "p50": p50, "p99": p99, "n": len(times), "items": len(rec.dataset.catalogue),
+            "users": [str(u) for u in users]}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def over_http(cfg: Path, users: list[str], requests: int, limit: float, concurrency: int, workers: int) -> dict[str, float]:
+    """p50/p99 at concurrency 1, then throughput and p50/p99 at ``concurrency``, against a real server."""
+    import httpx
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = cfg.parent / "bench-serve.log"
+    proc = subprocess.Popen([sys.executable, "-m", "whatnext", "serve", "--config", str(cfg), "--port", str(port),
+                             "--workers", str(workers), "--watch", "0"], stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        end = time.monotonic() + 300
+        while True:
+            if proc.poll() is not None or time.monotonic() > end:
+                raise SystemExit(f"server did not start: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        rng = np.random.default_rng(2)
+        with httpx.Client(base_url=url, timeout=30) as c:
+            for u in rng.choice(users, 50):  # warm-up (and every worker's first requests)
+                c.get(f"/v1/users/{u}/recommendations", params={"k": 10}).raise_for_status()
+            seq: list[float] = []
+            stop = time.monotonic() + limit
+            for u in rng.choice(users, requests):
+                t = time.perf_counter()
+                c.get(f"/v1/users/{u}/recommendations", params={"k": 10}).raise_for_status()
+                seq.append(time.perf_counter() - t)
+                if time.monotonic() > stop:
+                    break
+        lat: list[list[float]] = [[] for _ in range(concurrency)]
+        failed = [0]
+        per = max(1, requests // concurrency)
+        stop = time.monotonic() + limit
+
+        def client(i: int) -> None:
+            r = np.random.default_rng(100 + i)
+            with httpx.Client(base_url=url, timeout=30) as c:
+                for u in r.choice(users, per):
+                    t = time.perf_counter()
+                    if c.get(f"/v1/users/{u}/recommendations", params={"k": 10}).status_code != 200:
+                        failed[0] += 1
+                    lat[i].append(time.perf_counter() - t)
+                    if time.monotonic() > stop:
+                        break
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(concurrency)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+        flat = [x for part in lat for x in part]
+        p50, p99 = _percentiles(seq)
+        c50, c99 = _percentiles(flat)
+        return {"p50": p50, "p99": p99, "n": len(seq), "rps": len(flat) / wall, "c_p50": c50, "c_p99": c99,
+                "c_n": len(flat), "failed": failed[0]}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/whatnext-bench-serve"))
+    ap.add_argument("--items", type=int, default=100_000, help="size of the synthetic catalogue")
+    ap.add_argument("--only", choices=["demo", "synthetic"], default=None)
+    ap.add_argument("--requests", type=int, default=2000, help="requests per phase (at most)")
+    ap.add_argument("--seconds", type=float, default=60.0, help="time per phase (at most)")
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=1, help="server processes")
+    args = ap.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    projects = []
+    if args.only in (None, "demo"):
+        projects.append(("demo", _project_demo(args.workdir)))
+    if args.only in (None, "synthetic"):
+        projects.append((f"synthetic {args.items:,}", _project_synthetic(args.workdir, args.items)))
+    rows = []
+    for name, cfg in projects:
+        load_before = os.getloadavg()[0]
+        ip = in_process(cfg, args.requests, args.seconds)
+        http = over_http(cfg, ip["users"], args.requests, args.seconds, args.concurrency, args.workers)
+        rows.append((name, ip, http, load_before, os.getloadavg()[0]))
+        print(f"{name}: done", flush=True)
+    print(f"\nwhatnext serve bench, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
+          f"workers {args.workers}, k=10\n")
+    print("| catalogue | load | in process p50 / p99 | HTTP c=1 p50 / p99 | HTTP c=%d: req/s, p50 / p99 | failed | load average |"
+          % args.concurrency)
+    print("|---|---|---|---|---|---|---|")
+    for name, ip, http, l0, l1 in rows:
+        print(f"| {name} ({ip['items']:,} items) | {ip['load_s']:.1f} s | {ip['p50']:.2f} / {ip['p99']:.2f} ms (n={ip['n']}) "
+              f"| {http['p50']:.2f} / {http['p99']:.2f} ms (n={http['n']}) | {http['rps']:.0f}, {http['c_p50']:.1f} / "
+              f"{http['c_p99']:.1f} ms (n={http['c_n']}) | {http['failed']} | {l0:.1f} -> {l1:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
