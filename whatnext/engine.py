@@ -302,8 +302,10 @@ def export(config: str | Path | None = None, overrides: dict[str, Any] | None = 
     from whatnext.serving import export as exporter
     from whatnext.serving.recommender import Recommender
 
+    formats = formats or ["torchscript"]
+    exporter.check_formats(formats)
     rec = Recommender.load(config_for(config, overrides), run=run, checkpoint=checkpoint)
-    return exporter.export(rec, formats or ["torchscript"], Path(output), k=k, include_seen=include_seen, force=force)
+    return exporter.export(rec, formats, Path(output), k=k, include_seen=include_seen, force=force)
 
 
 # ---------------------------------------------------------------- checkpoints

@@ -96,12 +96,17 @@ def ranker(agent: Any, k: int = 10, exclude_seen: bool = True) -> ActorRanker:
     return ActorRanker(agent.actor, agent.item_vectors(), agent.cfg.model.window, k, exclude_seen).eval()
 
 
-def export(rec: Any, formats: list[str], output: Path, *, k: int = 10, include_seen: bool = False,
-           force: bool = False) -> dict[str, Any]:
-    """Write the actor of ``rec`` (a loaded Recommender) in ``formats`` and its item map, vectors and config to ``output``."""
+def check_formats(formats: list[str]) -> None:
+    """ConfigError unless ``formats`` is a non-empty list of :data:`FORMATS` (checked before anything loads)."""
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise ConfigError(f"--format is {','.join(bad) or 'empty'}, expected one of {', '.join(FORMATS)}")
+
+
+def export(rec: Any, formats: list[str], output: Path, *, k: int = 10, include_seen: bool = False,
+           force: bool = False) -> dict[str, Any]:
+    """Write the actor of ``rec`` (a loaded Recommender) in ``formats`` and its item map, vectors and config to ``output``."""
+    check_formats(formats)
     if not 1 <= k <= len(rec.dataset.catalogue):
         raise ConfigError(f"--k is {k}, expected 1 to the catalogue size ({len(rec.dataset.catalogue)})")
     output = Path(output)
