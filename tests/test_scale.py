@@ -245,3 +245,38 @@ def test_sampled_validation_scores_the_sample(tmp_path: Path) -> None:
     rows = sample_rows(10, len(hists), cfg.train.seed)
     ranked = agent.recommend([hists[i] for i in rows], 10, [hists[i] for i in rows])
     assert score_ranking(ranked, ds, "valid", [10], rows=rows)["eval/ndcg@10"] == pytest.approx(part["eval/ndcg@10"])
+
+
+def test_lazy_adam_updates_only_the_rows_a_step_touched() -> None:
+    from whatnext.rl.algorithms import LazyAdam, _clip
+
+    torch.manual_seed(0)
+    dense, sparse = torch.nn.Embedding(20, 4), torch.nn.Embedding(20, 4, sparse=True)
+    sparse.weight.data.copy_(dense.weight.data)
+    opt_d, opt_s = torch.optim.Adam(dense.parameters(), lr=0.1), LazyAdam(sparse.parameters(), lr=0.1)
+    idx = torch.tensor([1, 3, 3, 7])
+    for emb, opt in ((dense, opt_d), (sparse, opt_s)):
+        (emb(idx) ** 2).sum().backward()
+        _clip(list(emb.parameters()), 1.0)  # the sparse gradient's norm counts like the dense one's
+        opt.step()
+    # a first step: Adam moves only rows with a gradient, so the two agree exactly (up to rounding)
+    assert torch.allclose(dense.weight, sparse.weight, atol=1e-6)
+    before = sparse.weight.detach().clone()
+    for _ in range(3):
+        opt_s.zero_grad()
+        (sparse(torch.tensor([2])) ** 2).sum().backward()
+        opt_s.step()
+    moved = (sparse.weight != before).any(1)
+    assert moved.tolist() == [i == 2 for i in range(20)]
+    assert set(opt_s.state_dict()["state"][0]) == {"step", "exp_avg", "exp_avg_sq"}  # Adam's layout
+    # dense gradients: exactly torch's Adam
+    a, b = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    b.load_state_dict(a.state_dict())
+    oa, ob = torch.optim.Adam(a.parameters(), lr=0.01), LazyAdam(b.parameters(), lr=0.01)
+    x = torch.randn(5, 3)
+    for m, o in ((a, oa), (b, ob)):
+        for _ in range(3):
+            o.zero_grad()
+            m(x).pow(2).sum().backward()
+            o.step()
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))

@@ -19,7 +19,7 @@ are padded with index -1 and distance inf.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -123,6 +123,7 @@ class FaissIndex:
         self.kind, self.seed = kind, seed
         n, d = self.vectors.shape
         self.recall, self.param = 1.0, 0
+        self.index: Any  # a faiss index (faiss ships no type information)
         if kind == "exact" or n == 0:
             self.index = faiss.IndexFlatL2(d)
         elif kind == "ivf":

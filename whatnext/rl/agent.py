@@ -20,7 +20,7 @@ from whatnext.config import Config
 from whatnext.data import Dataset, pad_histories
 from whatnext.evaluation.diversify import diversify, typical_distance
 from whatnext.rl import rewards
-from whatnext.rl.algorithms import ALGORITHMS, resolve_device
+from whatnext.rl.algorithms import ALGORITHMS, optimisers, resolve_device
 from whatnext.rl.batch import SUCCESSORS, Batch
 from whatnext.rl.cooccurrence import ppmi_vectors
 from whatnext.rl.state import State
@@ -101,9 +101,7 @@ class Agent:
 
     def wake(self) -> None:
         """Prepare for training: optimisers and the reward's per-user statistics."""
-        t = self.cfg.train
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=t.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=t.critic_lr)
+        self.actor_opt, self.critic_opt = optimisers(self)
         self._refresh_reward_stats()
 
     def ready(self) -> None:

@@ -144,13 +144,11 @@ class ItemRows:
 
 
 def _nearest_among(items: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """The k of ``items`` (with ``vectors``) nearest each query, ties to the smaller item: (B, k)."""
-    from whatnext.search import topk_smallest
-
-    d = (queries.astype(np.float64) ** 2).sum(1)[:, None] - 2.0 * queries.astype(np.float64) @ vectors.T.astype(np.float64) \
-        + (vectors.astype(np.float64) ** 2).sum(1)[None, :]
-    idx, _ = topk_smallest(d, min(k, len(items)))
-    return items[idx]
+    """The k of ``items`` (with ``vectors``) nearest each query: (B, k), nearest first."""
+    v, q = torch.from_numpy(vectors), torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
+    d = (v * v).sum(1)[None, :] - 2.0 * q @ v.T  # |q|^2 is the same along a row
+    idx = torch.topk(d, min(k, len(items)), dim=1, largest=False, sorted=True).indices
+    return items[idx.numpy()]
 
 
 def _actor_critic(agent: Agent, batch: Batch, proto: torch.Tensor, rng: np.random.Generator,
@@ -216,8 +214,76 @@ def _actor_critic(agent: Agent, batch: Batch, proto: torch.Tensor, rng: np.rando
 
 
 def _clip(params: Any, max_norm: float) -> None:
-    if max_norm > 0:
+    """Clip the gradients' global norm; sparse gradients (item tables under the sampled softmax) count by their rows."""
+    if max_norm <= 0:
+        return
+    params = [p for p in params if p.grad is not None]
+    if not any(p.grad.is_sparse for p in params):
         torch.nn.utils.clip_grad_norm_(params, max_norm)
+        return
+    for p in params:
+        if p.grad.is_sparse:
+            p.grad = p.grad.coalesce()
+    total = torch.stack([(p.grad.values() if p.grad.is_sparse else p.grad).norm() for p in params]).norm()
+    coef = max_norm / (total + 1e-6)
+    if coef < 1:
+        for p in params:
+            p.grad.mul_(coef)
+
+
+class LazyAdam(torch.optim.Adam):
+    """torch's Adam, except that a parameter with a sparse gradient is updated lazily.
+
+    Under the sampled softmax the item tables' gradients are sparse (``nn.Embedding(sparse=True)``):
+    only the rows a step touched are updated, their moments too (as TensorFlow's LazyAdam), so
+    a step costs what the batch touches, not the catalogue. Dense gradients go through torch's
+    Adam unchanged (the full-softmax path is bit for bit what it was), and the state has Adam's
+    layout, so checkpoints load into either.
+    """
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+        sparse = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None and p.grad.is_sparse:
+                    sparse.append((group, p, p.grad))
+                    p.grad = None  # Adam skips it
+        loss = super().step(closure)
+        for group, p, g in sparse:
+            p.grad = g
+            self._sparse_step(group, p, g.coalesce())
+        return loss
+
+    def _sparse_step(self, group: dict[str, Any], p: torch.Tensor, g: torch.Tensor) -> None:
+        state = self.state[p]
+        if not state:
+            state["step"] = torch.tensor(0.0, dtype=torch.float32)
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["step"] += 1
+        beta1, beta2 = group["betas"]
+        step = float(state["step"])
+        idx, val = g.indices()[0], g.values()
+        if group["weight_decay"]:
+            val = val + group["weight_decay"] * p[idx]
+        m = state["exp_avg"][idx].mul_(beta1).add_(val, alpha=1 - beta1)
+        v = state["exp_avg_sq"][idx].mul_(beta2).addcmul_(val, val, value=1 - beta2)
+        state["exp_avg"][idx] = m
+        state["exp_avg_sq"][idx] = v
+        denom = (v.sqrt() / math.sqrt(1 - beta2**step)).add_(group["eps"])
+        p.index_add_(0, idx, -(group["lr"] / (1 - beta1**step)) * m / denom)
+
+
+def optimisers(agent: Agent) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """Actor and critic optimisers (Adam). Under the sampled softmax the learned item tables
+    get sparse gradients and lazy updates (:class:`LazyAdam`), so no step touches every item."""
+    t = agent.cfg.train
+    if t.algorithm == "hybrid" and negatives_for(agent.cfg, len(agent.state.catalogue)) is not None:
+        for table in (agent.actor.items, agent.actor.out_items, agent.critic.items):
+            if table.learned is not None:
+                table.learned.sparse = True
+    return LazyAdam(agent.actor.parameters(), lr=t.actor_lr), LazyAdam(agent.critic.parameters(), lr=t.critic_lr)
 
 
 def _step_actor(agent: Agent, loss: torch.Tensor) -> None:
