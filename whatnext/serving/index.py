@@ -34,30 +34,38 @@ class ServingIndex:
         return len(self.vectors)
 
     def search(self, queries: np.ndarray, k: int, exclude: Exclude = None) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(indices, distances)``, each (len(queries), k), nearest first; -1 / inf padded."""
+        """Return ``(indices, distances)``, each (len(queries), k), nearest first; -1 / inf padded.
+
+        A batch is screened with one matrix product (the item matrix is read once for all of its queries)."""
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         n, m = len(self.vectors), len(queries)
         if k < 1:
             raise ValueError("k must be >= 1")
         out_i = np.full((m, k), -1, dtype=np.int64)
         out_d = np.full((m, k), np.inf, dtype=np.float64)
-        for r in range(m):  # one request is one query; batches go through ExactIndex
-            ex = None if exclude is None else [exclude[r]]
-            idx, dist = self._one(queries[r], k, ex)
-            out_i[r, : len(idx)] = idx
-            out_d[r, : len(idx)] = dist
+        if n == 0:
+            return out_i, out_d
+        rows = max(1, (64 << 20) // (4 * n))
+        for s in range(0, m, rows):
+            block = queries[s : s + rows]
+            with torch.no_grad():
+                q = torch.from_numpy(np.ascontiguousarray(block))
+                dots = (torch.mv(self._screen, q[0])[None, :] if len(block) == 1 else q @ self._screen.T).numpy()
+            d32 = self.sq_norms32[None, :] - 2.0 * dots  # |q|^2 is the same for every item: left out of the screening
+            ex = None if exclude is None else exclude[s : s + rows]
+            if ex is not None:
+                mask_excluded(d32, ex)
+            for r in range(len(block)):
+                idx, dist = self._finish(block[r], d32[r], k, None if ex is None else np.asarray(ex[r]))
+                out_i[s + r, : len(idx)] = idx
+                out_d[s + r, : len(idx)] = dist
         out_i[~np.isfinite(out_d)] = -1
         return out_i, np.sqrt(out_d)
 
-    def _one(self, q: np.ndarray, k: int, exclude: Exclude) -> tuple[np.ndarray, np.ndarray]:
+    def _finish(self, q: np.ndarray, d32: np.ndarray, k: int, exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest of one query from its screened float32 distances: the candidates that float32's
+        rounding cannot rule out, measured again in float64, ties to the smaller index."""
         n = len(self.vectors)
-        if n == 0:
-            return np.zeros(0, np.int64), np.zeros(0)
-        with torch.no_grad():
-            dots = torch.mv(self._screen, torch.from_numpy(q)).numpy()
-        d32 = self.sq_norms32 - 2.0 * dots  # |q|^2 is the same for every item: left out of the screening
-        if exclude is not None:
-            mask_excluded(d32[None, :], exclude)
         kk = min(k, n)
         if kk * 4 >= n:
             cand = np.arange(n)
@@ -72,9 +80,7 @@ class ServingIndex:
         q64 = q.astype(np.float64)
         d = (q64 @ q64) - 2.0 * (self.vectors64[cand] @ q64) + self.sq_norms[cand]
         d = np.maximum(d, 0.0)
-        if exclude is not None:
-            hit = np.zeros((1, n))
-            mask_excluded(hit, exclude, 1.0)
-            d[hit[0, cand] > 0] = np.inf
+        if exclude is not None and len(exclude):
+            d[np.isin(cand, exclude)] = np.inf
         order, vals = topk_smallest(d[None, :], kk)
         return cand[order[0]], vals[0]
