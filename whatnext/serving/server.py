@@ -71,7 +71,10 @@ def serve(config: str | Path | None = None, overrides: dict[str, Any] | None = N
             ready(app)
         uvicorn.run(app, **common)
         return {"host": host, "port": port, "workers": 1}
-    build(settings)  # load once here: a bad config or checkpoint stops before any worker starts
+    app = build(settings)  # load once here: a bad config or checkpoint stops before any worker starts
+    if ready is not None:
+        ready(app)
+    del app
     os.environ[SETTINGS_ENV] = json.dumps(settings)
     uvicorn.run("whatnext.serving.server:app_from_settings", factory=True, workers=workers, **common)
     return {"host": host, "port": port, "workers": workers}
