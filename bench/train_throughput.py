@@ -10,6 +10,13 @@ the re-rank slate (M candidates per window) with its regression backward pass, o
 prepared in advance. whatnext's step adds what the engine does around it: building the batch
 from the histories, noise, the nearest-neighbour slate, the rewards, the seen flags, metrics.
 Prints samples/s (windows/s) for both and the ratio (target: under 1.5x).
+
+    python bench/train_throughput.py --sweep     # full vs sampled softmax by catalogue size
+
+``--sweep`` times whatnext's step with the full softmax and with the sampled one
+(``train.negatives`` = AUTO_NEGATIVES) on bench/scale.py's synthetic logs of 2,000 to 32,000
+items (plays = 10 x items), alternating in rounds: where the sampled step becomes the cheaper
+is ``train.negatives = "auto"``'s threshold (AUTO_FULL_MAX).
 """
 
 from __future__ import annotations
@@ -30,12 +37,51 @@ from whatnext.rl.batch import make_batch
 from whatnext.rl.state import State
 
 
+def sweep(steps: int) -> None:
+    """Full vs sampled softmax step time by catalogue size (see the module doc)."""
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import scale
+
+    from whatnext.rl import algorithms as rag
+    from whatnext.rl.environment import learning_steps
+
+    print(f"{'items':>7} {'full ms/step':>13} {'sampled ms/step':>16} {'sampled/full':>13}")
+    for items in (2000, 4000, 8000, 16000, 32000):
+        with tempfile.TemporaryDirectory() as tmp:
+            ev, it = scale.generate(Path(tmp), items * 10)
+            agents, batches = {}, {}
+            for name, neg in (("full", 10**8), ("sampled", rag.AUTO_NEGATIVES)):
+                cfg = load_config(None, {"data.path": str(ev), "data.items_path": str(it), "train.negatives": neg})
+                ds = load_dataset(cfg)
+                torch.manual_seed(0)
+                agents[name] = Agent(State(ds), cfg)
+                agents[name].wake()
+                pos = positions_for(ds, "hybrid", cfg.model.window)
+                batches[name] = list(learning_steps(cfg, ds, pos, 0, steps))
+            times = {"full": 0.0, "sampled": 0.0}
+            for r in range(0, steps, 10):
+                for name in times:
+                    t = time.perf_counter()
+                    for _, _, _, batch, rng, gen in batches[name][r : r + 10]:
+                        agents[name].propagate(batch, rng, gen)
+                    times[name] += time.perf_counter() - t
+            ms = {k: 1000 * v / steps for k, v in times.items()}
+            print(f"{items:>7} {ms['full']:>13.1f} {ms['sampled']:>16.1f} {ms['sampled'] / ms['full']:>13.2f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data")
     ap.add_argument("--config")
     ap.add_argument("--steps", type=int, default=100, help="steps per variant (in rounds of 10)")
+    ap.add_argument("--sweep", action="store_true", help="full vs sampled softmax by catalogue size")
     args = ap.parse_args()
+    if args.sweep:
+        sweep(args.steps)
+        return
     cfg = load_config(args.config, {"data.path": str(Path(args.data).resolve()) if args.data else None})
     ds = load_dataset(cfg)
     torch.manual_seed(0)

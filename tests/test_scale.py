@@ -280,3 +280,29 @@ def test_lazy_adam_updates_only_the_rows_a_step_touched() -> None:
             m(x).pow(2).sum().backward()
             o.step()
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+@pytest.mark.slow
+def test_loading_a_million_plays_stays_within_its_memory_budget(tmp_path: Path) -> None:
+    """1e6 plays (100,000 items, 20,000 users) read from Parquet: the peak of traced allocations
+    (numpy and pandas buffers included) stays under 400 MB, about 50 bytes a play beyond the
+    arrays the Dataset keeps (ids as integer codes, histories as one flat array with offsets)."""
+    import sys
+    import tracemalloc
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
+    import scale  # the benchmark's generator
+
+    from whatnext.data import load_dataset
+
+    ev, it = scale.generate(tmp_path, 1_000_000)
+    cfg = load_config(None, {"data.path": str(ev), "data.items_path": str(it)})
+    tracemalloc.start()
+    try:
+        ds = load_dataset(cfg)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(ds.histories.items) == 1_000_000 and len(ds.catalogue) == 100_000
+    assert ds.histories.items.dtype.itemsize <= 8 and len(ds.histories.offsets) == len(ds.histories) + 1
+    assert peak < 400 << 20, f"peak {peak / 2**20:.0f} MB"

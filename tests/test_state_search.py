@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,7 @@ from helpers import random_dataset
 from whatnext.config import Config
 from whatnext.data import PAD, build_dataset
 from whatnext.rl.state import State
-from whatnext.search import ExactIndex, mask_excluded, topk_largest, topk_smallest
+from whatnext.search import ExactIndex, FaissIndex, mask_excluded, topk_largest, topk_smallest
 
 # ---------------------------------------------------------------- references
 
@@ -273,9 +275,10 @@ def _random_exclusions(rng: np.random.Generator, m: int, n: int) -> list[np.ndar
     return out
 
 
+@pytest.mark.parametrize("make", [ExactIndex, lambda v: FaissIndex(v, "exact")], ids=["numpy", "faiss"])
 @pytest.mark.parametrize("grid", [None, 2, 4], ids=["continuous", "grid2", "grid4"])
 @pytest.mark.parametrize("k", [1, 5, 100])
-def test_exact_search_against_brute_force(grid: int | None, k: int) -> None:
+def test_exact_search_against_brute_force(grid: int | None, k: int, make: Any) -> None:
     rng = np.random.default_rng(k + (grid or 0))
     n, d, m = 60, 4, 40
     if grid:
@@ -285,7 +288,7 @@ def test_exact_search_against_brute_force(grid: int | None, k: int) -> None:
     else:
         v = rng.random((n, d)).astype(np.float32)
         q = rng.random((m, d)).astype(np.float32)
-    index = ExactIndex(v)
+    index = make(v)
     for exclude in (None, [np.array([], dtype=np.int64)] * m, _random_exclusions(rng, m, n)):
         idx, dist = index.search(q, k, exclude)
         ridx, rdist = ref_search(v, q, k, exclude)

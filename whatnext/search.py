@@ -82,7 +82,7 @@ class ExactIndex:
 TARGET_RECALL = 0.95
 #: ``recommend.index = "auto"``: numpy's exact search up to this many items (faiss's import and
 #: copy cost more than the search there, and the answers stay exactly what they always were)
-AUTO_NUMPY_MAX = 16_384
+AUTO_NUMPY_MAX = 4096
 #: ``recommend.index = "auto"``: faiss's exact search up to this many items, approximate above
 AUTO_EXACT_MAX = 200_000
 #: ``"auto"`` above AUTO_EXACT_MAX: the approximate index measured best there (bench/scale.py)
@@ -127,10 +127,11 @@ class FaissIndex:
         if kind == "exact" or n == 0:
             self.index = faiss.IndexFlatL2(d)
         elif kind == "ivf":
-            nlist = int(max(1, min(4 * np.sqrt(n), n // 39)))  # faiss wants >= 39 training points per list
+            # about sqrt(n) lists, trained on 40 points each (faiss wants >= 39): seconds at a million items
+            nlist = int(max(1, min(np.sqrt(n), n // 40)))
             self.index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, nlist)
             rng = np.random.default_rng(seed)
-            train = self.vectors[np.sort(rng.choice(n, min(n, 64 * nlist), replace=False))]
+            train = self.vectors[np.sort(rng.choice(n, min(n, 40 * nlist), replace=False))]
             self.index.cp.seed = int(seed % (2**31))
             self.index.train(train)
         elif kind == "hnsw":
@@ -153,7 +154,7 @@ class FaissIndex:
         else:
             self.index.hnsw.efSearch = self.param
 
-    def _tune(self, n_queries: int = 500, k: int = 10) -> int:
+    def _tune(self, n_queries: int = 300, k: int = 10) -> int:
         """The smallest search parameter (doubling) whose recall@k on a sample reaches TARGET_RECALL."""
         import faiss
 
@@ -200,17 +201,23 @@ class FaissIndex:
         d = np.where(cand < 0, np.inf, np.maximum(d, 0.0))
         if exclude is not None:
             lens = np.fromiter((len(e) for e in exclude), dtype=np.int64, count=m)
-            if lens.sum():
-                ex = np.full((m, int(lens.max())), -1, dtype=np.int64)
-                ex[np.arange(int(lens.max()))[None, :] < lens[:, None]] = np.concatenate(
-                    [np.asarray(e, dtype=np.int64) for e in exclude])
-                hit = np.zeros(cand.shape, bool)
-                for j in range(ex.shape[1]):  # a loop over the longest list's positions, vectorised over queries
-                    hit |= (cand == ex[:, j : j + 1]) & (ex[:, j : j + 1] >= 0)
-                d[hit] = np.inf
+            if lens.sum():  # (row, item) pairs as one code each: one isin for the whole batch
+                items = np.concatenate([np.asarray(e, dtype=np.int64) for e in exclude])
+                ok = (items >= 0) & (items < n)  # anything else excludes nothing (as in ExactIndex)
+                ex = (np.repeat(np.arange(m, dtype=np.int64), lens) * n + items)[ok]
+                d[np.isin(np.arange(m, dtype=np.int64)[:, None] * n + cand, ex) & (cand >= 0)] = np.inf
         order = np.lexsort((cand, d), axis=-1)[:, :k]  # by distance, ties to the smaller index
         idx = np.take_along_axis(cand, order, 1)
         dist = np.take_along_axis(d, order, 1)
+        if self.kind == "exact" and fetch < n:
+            # items tied (or within float32 rounding) with the k-th may lie beyond what was fetched:
+            # such rows are ranked again by the full float64 search, so ties still go to the smaller index
+            far = np.where(np.isfinite(d), d, -np.inf).max(1)
+            again = np.flatnonzero(dist[:, -1] >= far * (1 - 1e-5) - 1e-7)
+            if len(again):
+                ex = None if exclude is None else [exclude[i] for i in again]
+                ai, ad = ExactIndex(self.vectors).search(queries[again], k, ex)
+                idx[again], dist[again] = ai[:, : idx.shape[1]], ad[:, : idx.shape[1]] ** 2
         out_i[:, : idx.shape[1]] = idx
         out_d[:, : idx.shape[1]] = dist
         out_i[~np.isfinite(out_d)] = -1

@@ -117,7 +117,7 @@ class RecommendConfig:
 
     diversity: float = _f(0.0, "trade accuracy for varied lists: maximise relative expected NDCG + diversity * ILD in typical distances (MMR); 0 = off")
     diversity_pool: int = _f(200, "with diversity > 0: choose each list from this many candidates nearest the proto-action")
-    index: str = _f("auto", "nearest-neighbour search: exact (faiss flat, float32), ivf or hnsw (faiss, approximate), auto = exact up to 200000 items (numpy up to 16384), ivf above")
+    index: str = _f("auto", "nearest-neighbour search: exact (faiss flat, float32), ivf or hnsw (faiss, approximate), auto = exact up to 200000 items (numpy up to 4096), ivf above")
 
 
 @dataclass
