@@ -92,6 +92,18 @@ def test_observed_plays_are_the_users_newest_history(project: Path) -> None:
         rec.recommend(user="4", k=0)
 
 
+def test_recommenders_sharing_a_play_log_see_each_others_plays(project: Path, tmp_path: Path) -> None:
+    """What --workers N relies on: a play one process acknowledged is in every process's next answer."""
+    log = tmp_path / "plays.jsonl"
+    first, second = Recommender.load(project, plays=log), Recommender.load(project, plays=log)
+    first.observe("7", ["11"])
+    second.observe("shared", ["3", "4"])
+    assert second.recommend(user="7", k=3)["history"][-1] == "11"
+    assert first.recommend(user="shared", k=3)["history"] == ["3", "4"]
+    third = Recommender.load(project, plays=log)  # a restart replays the log
+    assert third.recommend(user="shared", k=3) == first.recommend(user="shared", k=3)
+
+
 @pytest.mark.parametrize("n, d, grid", [(40, 3, 4), (3000, 8, 2), (20000, 16, None)])
 def test_serving_index_answers_as_the_exact_index(n: int, d: int, grid: int | None) -> None:
     rng = np.random.default_rng(n)
