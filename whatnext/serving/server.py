@@ -45,6 +45,20 @@ def app_from_settings() -> Any:
     return build(json.loads(os.environ[SETTINGS_ENV]))
 
 
+def _check_bind(host: str, port: int) -> None:
+    """ConfigError when ``host:port`` cannot be listened on (in use, or not an address of this machine), before anything loads."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(infos[0][4])
+    except OSError as e:
+        raise ConfigError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e}); "
+                          f"choose another --port (or stop what uses it)") from None
+
+
 def serve(config: str | Path | None = None, overrides: dict[str, Any] | None = None, *, run: str | None = None,
           checkpoint: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           token: str | None = None, plays: str | Path | None = None, watch: float = 3.0,
@@ -61,6 +75,7 @@ def serve(config: str | Path | None = None, overrides: dict[str, Any] | None = N
         raise ConfigError(f"--watch is {watch}, expected 0 (off) to 3600 seconds")
     if token is not None and len(token) < 8:
         raise ConfigError("--token is shorter than 8 characters; use a long random token (e.g. openssl rand -hex 16)")
+    _check_bind(host, port)
     settings = {"config": None if config is None else str(Path(config).resolve()), "overrides": overrides or {},
                 "run": run, "checkpoint": None if checkpoint is None else str(Path(checkpoint).resolve()),
                 "plays": None if plays is None else str(Path(plays).resolve()), "token": token, "watch": watch}
