@@ -193,8 +193,8 @@ def main() -> None:
         print(f"{name}: done", flush=True)
     print(f"\nwhatnext serve bench, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
           f"workers {args.workers}, k=10\n")
-    print("| catalogue | load | in process p50 / p99 | HTTP c=1 p50 / p99 | HTTP c=%d: req/s, p50 / p99 | failed | load average |"
-          % args.concurrency)
+    print(f"| catalogue | load | in process p50 / p99 | HTTP c=1 p50 / p99 | HTTP c={args.concurrency}: req/s, p50 / p99 "
+          "| failed | load average |")
     print("|---|---|---|---|---|---|---|")
     for name, ip, http, l0, l1 in rows:
         print(f"| {name} ({ip['items']:,} items) | {ip['load_s']:.1f} s | {ip['p50']:.2f} / {ip['p99']:.2f} ms (n={ip['n']}) "

@@ -58,7 +58,7 @@ def test_torchscript_gives_the_same_top_k(exported: tuple[Path, Path]) -> None:
     scores, got = model(torch.from_numpy(history), torch.from_numpy(lengths))
     assert (got.numpy() == want).all()
     assert (np.diff(scores.numpy(), axis=1) <= 0).all()
-    scores20, got20 = model.rank(torch.from_numpy(history), torch.from_numpy(lengths), 20, True)
+    _, got20 = model.rank(torch.from_numpy(history), torch.from_numpy(lengths), 20, True)
     assert (got20.numpy()[:, :K] == want).all()
     items = json.loads((out / "items.json").read_text())
     assert len(items["ids"]) == 40 and items["ids"][int(want[0, 0])] == engine.recommend(cfg, user="1", k=1)["recommendations"][0]["item_id"]
@@ -73,7 +73,7 @@ def test_onnx_gives_the_same_top_k(exported: tuple[Path, Path]) -> None:
     assert (out / "actor.onnx").exists()
     history, lengths, want = _whatnext(cfg)
     session = ort.InferenceSession(str(out / "actor.onnx"), providers=["CPUExecutionProvider"])
-    scores, got = session.run(None, {"history": history, "lengths": lengths})
+    _, got = session.run(None, {"history": history, "lengths": lengths})
     assert (got == want).all()
 
 

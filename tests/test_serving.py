@@ -46,7 +46,7 @@ def test_whatnext_exports_recommender_lazily() -> None:
     import sys
 
     code = "import sys, whatnext; assert 'torch' not in sys.modules; R = whatnext.Recommender; print(R.__name__)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "Recommender"
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Self
 
 import httpx
 from core_helpers import frames
@@ -64,7 +64,7 @@ class Server:
         self.proc = subprocess.Popen(cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, cwd=config.parent,
                                      env={**os.environ, **(env or {})})
 
-    def wait(self, timeout: float = 90.0) -> Server:
+    def wait(self, timeout: float = 90.0) -> Self:
         """Until /health answers (bounded); the server's output when it died or never answered."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -90,8 +90,8 @@ class Server:
             self.proc.kill()
             self.proc.wait(timeout=10)
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Self:
         return self.wait()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.kill(signal.SIGTERM)

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="index,operator"
+# (registered buffers read as Tensor | Module to mypy; TorchScript refuses type comments in scripted methods)
 """``whatnext export``: the actor and what it needs, for runtimes without whatnext.
 
 Written into one folder:
@@ -47,12 +49,12 @@ class ActorRanker(nn.Module):
         # row n is the padding row (index -1 -> zeros), as in ItemTable
         self.register_buffer("inputs", torch.cat([inputs, torch.zeros(1, inputs.shape[1])]))
         self.register_buffer("vectors", torch.from_numpy(np.ascontiguousarray(vectors, np.float32)))
-        self.register_buffer("sq_norms", (self.vectors.double() ** 2).sum(1))
+        self.register_buffer("sq_norms", (torch.from_numpy(np.ascontiguousarray(vectors, np.float32)).double() ** 2).sum(1))
         self.lstm = copy.deepcopy(actor.lstm).requires_grad_(False)  # a copy: the agent's own weights stay trainable
         self.head = copy.deepcopy(actor.head).requires_grad_(False)
         self.squash = actor.items.learned_dim == 0  # features only: proto-actions live in [0, 1]
         self.scale = float(actor.log_scale.exp().item())
-        self.n_items = int(len(vectors))
+        self.n_items = len(vectors)
         self.window = int(actor_window)
         self.k = int(k)
         self.exclude_seen = bool(exclude_seen)
@@ -117,6 +119,8 @@ def export(rec: Any, formats: list[str], output: Path, *, k: int = 10, include_s
         raise OutputExistsError(f"{existing[0]}: already exists, not overwritten; pass --force to replace it")
     model = rec.model
     agent = model.agent
+    if agent.cfg.model.name != "lstm":  # ActorRanker re-implements the LSTM actor's forward pass
+        raise ConfigError(f"export writes the lstm actor only; this checkpoint's model.name is {agent.cfg.model.name!r}")
     module = ranker(agent, k, not include_seen)
     window = agent.cfg.model.window
     # two histories of at least two steps: torch.export would fix a dimension of size 1 as a constant
@@ -140,7 +144,7 @@ def export(rec: Any, formats: list[str], output: Path, *, k: int = 10, include_s
     items = {"ids": [str(x) for x in cat.ids], "display": {c: [str(v) for v in cat.display[c].to_numpy()] for c in cat.display.columns}}
     (output / "items.json").write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
     np.save(output / "item_vectors.npy", agent.item_vectors())
-    cfg = dataclasses.asdict(agent.cfg) if dataclasses.is_dataclass(agent.cfg) else {}
+    cfg = dataclasses.asdict(agent.cfg)
     meta = {"checkpoint": str(model.checkpoint), "step": model.step, "model_args": agent.args, "window": window, "k": k,
             "exclude_seen": not include_seen, "score": "actor: -exp(log_scale) * squared distance to the proto-action",
             "inputs": {"history": "int64 (B, W<=window), catalogue indices right-padded with -1", "lengths": "int64 (B,)"},
@@ -168,7 +172,7 @@ def _onnx(module: ActorRanker, example: tuple[torch.Tensor, torch.Tensor], path:
             torch.onnx.export(module, example, str(path), input_names=["history", "lengths"],
                               output_names=["scores", "indices"], dynamic_shapes={"history": {0: batch, 1: steps},
                               "lengths": {0: batch}}, dynamo=True, external_data=False, verbose=False)
-    except Exception as e:  # the exporter raises many kinds; one line says which
+    except Exception as e:  # noqa: BLE001 - the exporter raises many kinds; one line says which
         raise WhatnextError(f"{path.with_name('actor.onnx')}: ONNX export failed ({type(e).__name__}: "
                             f"{' '.join(str(e).split())[:160]}); --format torchscript works everywhere") from None
     finally:

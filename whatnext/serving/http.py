@@ -22,7 +22,6 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -44,7 +43,6 @@ MAX_BODY = 1 << 20
 #: most items one request may ask for
 MAX_K = 1000
 Scope = dict[str, Any]
-ASGI = Callable[[Scope, Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]], Awaitable[None]]
 
 
 class HistoryRequest(BaseModel):
@@ -73,7 +71,7 @@ def _parsed(model: type[BaseModel], raw: bytes) -> Any:
     try:
         return model.model_validate_json(raw or b"null")
     except ValidationError as e:
-        first = e.errors()[0] if e.errors() else {}
+        first: dict[str, Any] = dict(e.errors()[0]) if e.errors() else {}
         if first.get("type") == "json_invalid":
             raise ConfigError("the body is not valid JSON") from None
         where = ".".join(str(x) for x in first.get("loc", ())) or "body"
@@ -107,7 +105,7 @@ class _Guard:
     """Pure ASGI middleware: bodies over ``max_body`` get 413 before the app runs; every request is
     counted and timed under its route's path template (``unmatched`` for unknown paths)."""
 
-    def __init__(self, app: ASGI, metrics: _Metrics, max_body: int) -> None:
+    def __init__(self, app: Any, metrics: _Metrics, max_body: int) -> None:
         self.app, self.metrics, self.max_body = app, metrics, max_body
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -125,7 +123,7 @@ class _Guard:
         try:
             body = await self._body(scope, receive)
             if body is None:
-                await _error(413, f"request body over {self.max_body} bytes")(scope, receive, sending)
+                await _error(413, f"request body over {self.max_body} bytes")(scope, receive, sending)  # type: ignore[arg-type]
                 return
             done = False
 

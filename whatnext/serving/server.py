@@ -79,7 +79,7 @@ def serve(config: str | Path | None = None, overrides: dict[str, Any] | None = N
     settings = {"config": None if config is None else str(Path(config).resolve()), "overrides": overrides or {},
                 "run": run, "checkpoint": None if checkpoint is None else str(Path(checkpoint).resolve()),
                 "plays": None if plays is None else str(Path(plays).resolve()), "token": token, "watch": watch}
-    common = {"host": host, "port": port, "log_level": log_level, "access_log": False, "timeout_graceful_shutdown": 5}
+    common: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "access_log": False, "timeout_graceful_shutdown": 5}
     if workers == 1:
         app = build(settings)
         if ready is not None:
