@@ -2,6 +2,7 @@
 
     python bench/seeds.py                                          # the built-in demo data, seeds 0 1 2
     python bench/seeds.py --data ../shared/data/ml-100k/u.data --seeds 5
+    python bench/seeds.py --json seeds.json && whatnext plot eval --baselines --seeds seeds.json --split test
 
 For every seed: trains the agent with the given config (best checkpoint by validation
 NDCG@10) and fits the supervised LSTM baseline with the same seed, then prints validation
@@ -9,13 +10,16 @@ NDCG@10 and test NDCG@10 / HR@10 with played items excluded and kept, for the ag
 agent with ``recommend.diversity = --diversity``, and the LSTM; then each column's mean and
 standard deviation over the seeds. One leave-one-out target per user makes a single run's
 figure move by about 1/sqrt(users); this shows by how much. Nothing is written outside a
-temporary folder.
+temporary folder, except the ``--json FILE`` asked for: every model's and seed's metrics at K = 10
+and 20 (ILD in the agent's item space) for the valid split and the test split with played items
+excluded and kept, which ``whatnext plot eval --seeds FILE`` draws as the seed spread.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -32,10 +36,21 @@ from whatnext.rl.environment import train
 COLUMNS = ("valid NDCG", "excl NDCG", "excl HR", "kept NDCG", "kept HR")
 
 
-def _scores(model, ds) -> list[float]:
-    v = evaluate(model, ds, "valid", (10,))
-    ex = evaluate(model, ds, "test", (10,))
-    kept = evaluate(model, ds, "test", (10,), include_seen=True)
+PROTOCOLS = (("valid", False), ("test", False), ("test", True))
+
+
+def _records(name, seed, model, ds, emb) -> list[dict]:
+    """One record per protocol: the model's metrics as ``whatnext eval --json`` names them."""
+    out = []
+    for split, seen in PROTOCOLS:
+        m = evaluate(model, ds, split, (10, 20), include_seen=seen, embeddings=emb)
+        out.append({"model": name, "seed": seed, "split": split, "include_seen": seen,
+                    "metrics": {k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}})
+    return out
+
+
+def _scores(records) -> list[float]:
+    v, ex, kept = (r["metrics"] for r in records)
     return [v["eval/ndcg@10"], ex["eval/ndcg@10"], ex["eval/hr@10"], kept["eval/ndcg@10"], kept["eval/hr@10"]]
 
 
@@ -45,9 +60,11 @@ def main() -> None:
     ap.add_argument("--config", help="whatnext.toml or setup.txt (default: built-in defaults)")
     ap.add_argument("--seeds", type=int, default=3, help="how many seeds, from 0 (default 3)")
     ap.add_argument("--diversity", type=float, default=0.5, help="the diversified agent's recommend.diversity (default 0.5)")
+    ap.add_argument("--json", metavar="FILE", help="also write every seed's metrics to FILE (for 'whatnext plot eval --seeds FILE')")
     args = ap.parse_args()
 
     rows: dict[str, list[list[float]]] = {"agent": [], f"agent d={args.diversity:g}": [], "lstm": []}
+    results: list[dict] = []
     header = f"{'model':<13} {'seed':>4} " + " ".join(f"{c:>10}" for c in COLUMNS)
     print(header)
     print("-" * len(header))
@@ -65,8 +82,11 @@ def main() -> None:
             diverse.cfg.recommend.diversity = args.diversity
             train_s = time.perf_counter() - t
         lstm = bl.make("lstm", ds, seed=seed, embeddings=None, config=cfg)
+        emb = agent.diversity_space()[0]  # ILD in the agent's item space, as 'whatnext eval' reports it
         for name, model in zip(rows, (agent, diverse, lstm)):
-            rows[name].append(_scores(model, ds))
+            records = _records(name, seed, model, ds, emb)
+            results += records
+            rows[name].append(_scores(records))
             print(f"{name:<13} {seed:>4} " + " ".join(f"{x:>10.4f}" for x in rows[name][-1]), flush=True)
         print(f"{'':<13} {'':>4} (agent trained in {train_s:.1f} s)")
     print("-" * len(header))
@@ -74,6 +94,11 @@ def main() -> None:
         a = np.asarray(vals)
         print(f"{name:<13} {'mean':>4} " + " ".join(f"{x:>10.4f}" for x in a.mean(axis=0)))
         print(f"{'':<13} {'std':>4} " + " ".join(f"{x:>10.4f}" for x in a.std(axis=0, ddof=1 if len(a) > 1 else 0)))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"data": args.data or "demo", "config": args.config,
+                                               "seeds": list(range(args.seeds)), "diversity": args.diversity,
+                                               "results": results}, indent=1) + "\n")
+        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

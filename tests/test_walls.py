@@ -188,3 +188,26 @@ def test_every_subpackage_says_what_it_owns_and_may_import() -> None:
     for path in PKG.rglob("__init__.py"):
         doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
         assert len(doc) > 80 and "import" in doc, f"{path}: the docstring must say what it owns and may import"
+
+
+def test_plots_stay_below_the_doors_and_off_torch() -> None:
+    """Figures are drawn from plain results: never torch, the engine, the CLI or the terminal libraries."""
+    plots = [m for m in MODULES if _inside(m, "whatnext.plots")]
+    assert "whatnext.plots.style" in plots
+    for m in plots:
+        bad = [d for d in IMPORTS[m] if any(_inside(d, x) for x in (
+            "torch", "whatnext.engine", "whatnext.cli", "whatnext.rl", "whatnext.models", "typer", "rich", "click"))]
+        assert not bad, f"{m} imports {bad}"
+
+
+def test_plotting_and_tensorboard_libraries_stay_in_their_rooms() -> None:
+    """matplotlib only in whatnext.plots, tensorboard only in the metrics writers (both imported only when used)."""
+    for library, room in (("matplotlib", "whatnext.plots"), ("cycler", "whatnext.plots"),
+                          ("tensorboard", "whatnext.rl.callbacks"), ("torch.utils.tensorboard", "whatnext.rl.callbacks")):
+        offenders = [m for m in _importers(library) if not _inside(m, room)]
+        assert not offenders, f"{library} imported outside {room} by {offenders}"
+    for m in ("whatnext.plots", "whatnext.plots.style", "whatnext.rl.callbacks"):
+        tree = ast.parse(MODULES[m].read_text(encoding="utf-8"))
+        top = {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+        top |= {n.module or "" for n in tree.body if isinstance(n, ast.ImportFrom)}
+        assert not [t for t in top if t.split(".")[0] in ("matplotlib", "tensorboard") or "tensorboard" in t], m

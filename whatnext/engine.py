@@ -337,7 +337,8 @@ def list_checkpoints(config: str | Path | None = None, overrides: dict[str, Any]
             cks.append(d)
         record = run_record(rd)  # a learned baseline's run (eval --baselines trains it) or an agent's
         out.append({"run": rd.name, "path": str(rd), "kind": "baseline" if record else "agent",
-                    "baseline": record and record.get("baseline"), "checkpoints": cks, "skipped": skipped})
+                    "baseline": record and record.get("baseline"), "checkpoints": cks,
+                    "skipped": skipped})
     return {"models_dir": str(models_dir), "runs": out}
 
 
@@ -481,3 +482,90 @@ def _score(model: Any, ds: Any, cfg: Config, emb: Any, sigma: Any) -> dict[str, 
 
     return run_eval(model, ds, cfg.eval.split, tuple(cfg.eval.ks), cfg.eval.include_seen, embeddings=emb,
                     population_sigma=sigma, window=cfg.model.window)
+
+
+# ---------------------------------------------------------------- figures
+
+
+def plot_data(config: str | Path | None = None, overrides: dict[str, Any] | None = None, *, output: str | Path = "plots",
+              fmt: str = "png", force: bool = False) -> dict[str, Any]:
+    """Figures of the configured data into ``output``: history lengths, popularity, plays over time, features
+    (see :mod:`whatnext.plots.data`). Returns the paths written and the numbers shown."""
+    from whatnext.data import load_dataset
+    from whatnext.plots.data import NAMES, plot_data as draw
+    from whatnext.plots.style import check_output
+
+    check_output(Path(output), NAMES, fmt, force)
+    cfg = config_for(config, overrides)
+    return draw(load_dataset(cfg, lenient=True), Path(output), fmt, force)
+
+
+def plot_train(config: str | Path | None = None, overrides: dict[str, Any] | None = None, *,
+               runs: list[str] | None = None, output: str | Path = "plots", fmt: str = "png",
+               force: bool = False) -> dict[str, Any]:
+    """Losses, rewards, validation metrics and samples/s of one or more runs (default paths.run), overlaid
+    (see :mod:`whatnext.plots.training`); an unknown run is a NotFoundError."""
+    from whatnext import checkpoints
+    from whatnext.errors import NotFoundError
+    from whatnext.plots.training import plot_train as draw
+
+    cfg = config_for(config, overrides, check_paths=False)
+    models_dir = cfg.resolve(cfg.paths.models_dir)
+    folders = {}
+    for name in runs or [cfg.paths.run]:
+        rd = checkpoints.run_folder(models_dir, name)
+        if not rd.is_dir():
+            raise NotFoundError(f"no run {name!r} in {models_dir}; 'whatnext checkpoints list' shows the runs")
+        folders[name] = rd
+    return draw(folders, Path(output), fmt, force)
+
+
+def plot_eval(config: str | Path | None = None, overrides: dict[str, Any] | None = None, *, run: str | None = None,
+              checkpoint: str | Path | None = None, split: str | None = None, include_seen: bool | None = None,
+              baselines: bool = False, seeds: str | Path | None = None, diversity: list[float] | None = None,
+              output: str | Path = "plots", fmt: str = "png", force: bool = False, callback: Any = None) -> dict[str, Any]:
+    """An eval table's models side by side (with the seed spread of ``seeds``, a ``bench/seeds.py --json``
+    file) and the agent's accuracy-diversity frontier over the ``diversity`` weights (none: no frontier);
+    see :mod:`whatnext.plots.evaluation`. Evaluates as :func:`evaluate` does."""
+    import copy
+    import json
+
+    from whatnext.errors import ConfigError
+    from whatnext.plots.evaluation import NAMES, plot_eval as draw
+    from whatnext.plots.style import check_output
+
+    weights = sorted(set(diversity or []))
+    if any(not w >= 0 for w in weights):
+        raise ConfigError(f"--diversity weights are {weights}, expected numbers >= 0")
+    check_output(Path(output), NAMES if weights else NAMES[:1], fmt, force)
+    spread = None
+    if seeds is not None:
+        try:
+            spread = json.loads(Path(seeds).read_text(encoding="utf-8"))
+        except OSError as e:
+            raise ConfigError(f"--seeds {seeds}: cannot read ({e.strerror}); write it with 'python bench/seeds.py --json FILE'") from None
+        except ValueError as e:
+            raise ConfigError(f"--seeds {seeds}: not JSON ({e}); write it with 'python bench/seeds.py --json FILE'") from None
+        if not isinstance(spread, dict) or not isinstance(spread.get("results"), list):
+            raise ConfigError(f"--seeds {seeds}: expected the JSON object 'python bench/seeds.py --json FILE' writes")
+    table = evaluate(config, overrides, run=run, checkpoint=checkpoint, split=split, include_seen=include_seen,
+                     baselines=baselines, callback=callback)
+    frontier = []
+    if weights:
+        from whatnext.data import load_dataset
+        from whatnext.rl import rewards
+
+        over = {**(overrides or {}), "eval.split": table["split"], "eval.include_seen": table["include_seen"]}
+        cfg = config_for(config, over)
+        ds = load_dataset(cfg)
+        agent, _, _ = _load_run(cfg, ds, run, checkpoint)
+        emb = agent.diversity_space()[0]
+        sigma = rewards.population_sigma(ds.histories, emb)
+        base_cfg = agent.cfg
+        for w in weights:
+            agent.cfg = copy.deepcopy(base_cfg)
+            agent.cfg.recommend.diversity = float(w)
+            frontier.append((float(w), _score(agent, ds, cfg, emb, sigma)))
+        agent.cfg = base_cfg
+    out = draw(table, frontier, Path(output), fmt, force, seeds=spread)
+    return {**out, "checkpoint": table["checkpoint"], "split": table["split"], "include_seen": table["include_seen"]}

@@ -296,6 +296,7 @@ def train(
     force: Annotated[bool, typer.Option("--force", help="Delete the run's existing checkpoints and start over.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar.")] = False,
     plays: Annotated[Optional[Path], typer.Option("--plays", help="Also train on the plays a server logged (models_dir/RUN/plays.jsonl): appended to the users' histories.", show_default=False)] = None,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also write the metrics as TensorBoard event files in models_dir/RUN (sets train.tensorboard).")] = False,
     sets: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -304,7 +305,8 @@ def train(
     from whatnext.cli.render import TrainProgress
 
     overrides = _overrides(sets, **{"train.epochs": epochs, "train.samples": 0 if epochs is not None else None,
-                                    "train.seed": seed, "paths.run": run, "train.algorithm": algorithm})
+                                    "train.seed": seed, "paths.run": run, "train.algorithm": algorithm,
+                                    "train.tensorboard": True if tensorboard else None})
     con = _console(stderr=as_json)
     with _Interrupt() as interrupt:  # until the hint is printed: a late Ctrl-C cannot swallow it
         progress = TrainProgress(con, plain=quiet or as_json or not con.is_terminal, interrupt=interrupt,
@@ -448,6 +450,86 @@ def export(
     con = _console()
     for path in result["written"]:
         con.print(f"[green]wrote[/] {path}")
+
+
+plot_app = typer.Typer(help="Draw figures (PNG or SVG) of the data, of training runs and of evaluations.",
+                       no_args_is_help=True,
+                       epilog="Examples: whatnext plot data --config demo/whatnext.toml  ·  "
+                       "whatnext plot train --run a --run b  ·  whatnext plot eval --baselines")
+app.add_typer(plot_app, name="plot")
+OutputDirOpt = Annotated[Path, typer.Option("--output", "-o", help="Folder to write the figures into.")]
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="png or svg.")]
+PlotForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite figures already in --output.")]
+
+
+def _show_written(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(result)
+        return
+    con = _console()
+    for path in result["written"]:
+        con.print(f"[green]wrote[/] {path}")
+
+
+@plot_app.command("data", epilog="Examples: whatnext plot data --config demo/whatnext.toml  ·  "
+                  "whatnext plot data --format svg --output figures")
+@handle_errors
+def plot_data(config: ConfigOpt = None, output: OutputDirOpt = Path("plots"), fmt: FormatOpt = "png",
+              force: PlotForceOpt = False, sets: SetOpt = None, as_json: JsonOpt = False) -> None:
+    """History lengths, item popularity (log-log, top-1% share, Gini), plays over time, each feature's distribution."""
+    from whatnext import engine
+
+    _show_written(engine.plot_data(config, _overrides(sets), output=output, fmt=fmt, force=force), as_json)
+
+
+@plot_app.command("train", epilog="Examples: whatnext plot train --config demo/whatnext.toml  ·  "
+                  "whatnext plot train --run default --run short")
+@handle_errors
+def plot_train(
+    config: ConfigOpt = None,
+    run: Annotated[Optional[list[str]], typer.Option("--run", help="Run to draw (repeatable: runs are overlaid); default paths.run.", show_default=False)] = None,
+    output: OutputDirOpt = Path("plots"), fmt: FormatOpt = "png", force: PlotForceOpt = False,
+    sets: SetOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Losses and rewards per step (smoothed), validation metrics per checkpoint, samples/s; runs overlaid."""
+    from whatnext import engine
+
+    _show_written(engine.plot_train(config, _overrides(sets), runs=run, output=output, fmt=fmt, force=force), as_json)
+
+
+@plot_app.command("eval", epilog="Examples: whatnext plot eval --config demo/whatnext.toml --baselines  ·  "
+                  "whatnext plot eval --seeds seeds.json --diversity 0,0.5,1")
+@handle_errors
+def plot_eval(
+    config: ConfigOpt = None,
+    run: RunOpt = None,
+    checkpoint: CheckpointOpt = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="valid or test (default eval.split).", show_default=False)] = None,
+    include_seen: Annotated[Optional[bool], typer.Option("--include-seen/--exclude-seen", help="Keep already played items in the ranking (default eval.include_seen).", show_default=False)] = None,
+    with_baselines: Annotated[bool, typer.Option("--baselines", help="Also draw random, popular, markov, neighbours and the supervised LSTM.")] = False,
+    seeds: Annotated[Optional[Path], typer.Option("--seeds", help="Output of 'python bench/seeds.py --json FILE': whiskers for the seed spread.", show_default=False)] = None,
+    diversity: Annotated[str, typer.Option("--diversity", metavar="W,W,...", help="Diversity weights of the accuracy-diversity frontier ('' = no frontier).")] = "0,0.25,0.5,1",
+    output: OutputDirOpt = Path("plots"), fmt: FormatOpt = "png", force: PlotForceOpt = False,
+    sets: SetOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Models side by side (NDCG, HR, coverage, ILD) with the seed spread, and the accuracy-diversity frontier."""
+    from whatnext import engine
+
+    try:
+        weights = [float(w) for w in diversity.split(",") if w.strip()]
+    except ValueError:
+        raise ConfigError(f"--diversity {diversity!r}: expected numbers separated by commas, e.g. 0,0.5,1") from None
+    progress = None
+    with _Interrupt() as interrupt:
+        if with_baselines:
+            from whatnext.cli.render import TrainProgress
+
+            con = _console(stderr=as_json)
+            progress = TrainProgress(con, plain=as_json or not con.is_terminal, interrupt=interrupt)
+        result = engine.plot_eval(config, _overrides(sets), run=run, checkpoint=checkpoint, split=split,
+                                  include_seen=include_seen, baselines=with_baselines, seeds=seeds, diversity=weights,
+                                  output=output, fmt=fmt, force=force, callback=progress)
+    _show_written(result, as_json)
 
 
 checkpoints_app = typer.Typer(help="List, show and prune the checkpoints of training runs.", no_args_is_help=True,

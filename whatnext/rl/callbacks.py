@@ -110,3 +110,52 @@ def _step_of(line: str) -> int:
         return int(json.loads(line)["step"])
     except (ValueError, KeyError, TypeError):
         return 1 << 62
+
+
+class TensorBoardWriter(Callback):
+    """Writes the per-step and validation metrics to TensorBoard event files in the run folder
+    (``train.tensorboard``), so ``tensorboard --logdir models`` shows every run under its name.
+
+    Tags are the metrics' own keys (``train/actor_loss``, ``eval/ndcg@10``), steps the learning steps.
+    A fresh run first removes the folder's old event files; a resumed one drops the events of steps
+    after the checkpoint (TensorBoard's purge_step), as :class:`JsonlWriter` does with its lines.
+    torch.utils.tensorboard (and the ``tensorboard`` package) are imported only here, only when asked for.
+    """
+
+    def __init__(self, run_dir: Path, resume_step: int = 0) -> None:
+        from whatnext.errors import ConfigError
+
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ConfigError("train.tensorboard = true needs the tensorboard package: pip install -e '.[tensorboard]' "
+                              "(or set train.tensorboard = false)") from None
+        if not resume_step:
+            for old in run_dir.glob("events.out.tfevents.*"):
+                old.unlink(missing_ok=True)
+        self.writer: Any = SummaryWriter(log_dir=str(run_dir), purge_step=resume_step + 1 if resume_step else None)
+
+    def _add(self, step: int, metrics: dict[str, float]) -> None:
+        if self.writer is None:
+            return
+        for key, value in metrics.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.writer.add_scalar(key, float(value), step)
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> bool:
+        self._add(step, metrics)
+        return False
+
+    def on_eval(self, step: int, metrics: dict[str, float]) -> None:
+        self._add(step, metrics)
+        if self.writer is not None:
+            self.writer.flush()  # a checkpoint's metrics are on disk with it
+
+    def on_end(self, summary: dict[str, Any]) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Flush and close the event file (idempotent); the training loop also calls it when a step raises."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

@@ -28,7 +28,7 @@ from whatnext.rl import payload as payload_checks
 from whatnext.rl.agent import Agent
 from whatnext.rl.algorithms import positions_for, steps_per_epoch
 from whatnext.rl.batch import Batch, make_batch
-from whatnext.rl.callbacks import Callback, CallbackList, JsonlWriter
+from whatnext.rl.callbacks import Callback, CallbackList, JsonlWriter, TensorBoardWriter
 from whatnext.rl.state import State
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,10 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
         _repair_best_marker(run_dir, pt, payload, select_metric(list(cfg.eval.ks)))
         log.info("resuming from %s at step %d", pt, start)
     writer = JsonlWriter(run_dir / "metrics.jsonl", resume_step=start)
-    cb = CallbackList([writer, callback])
+    writers: list[JsonlWriter | TensorBoardWriter] = [writer]
+    if t.tensorboard:
+        writers.append(TensorBoardWriter(run_dir, resume_step=start))
+    cb = CallbackList([*writers, callback])
     cb.on_start({"run_dir": str(run_dir), "start_step": start, "total_steps": total, "steps_per_epoch": spe,
                  "positions": len(positions), "warnings": warnings, "algorithm": t.algorithm})
     try:
@@ -180,7 +183,8 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
         cb.on_end(summary)
         return summary
     finally:
-        writer.close()  # also when a step raises (NaN loss, disk full)
+        for w in writers:
+            w.close()  # also when a step raises (NaN loss, disk full)
 
 
 def _repair_best_marker(run_dir: Path, pt: Path, payload: dict[str, Any], key: str) -> None:
