@@ -306,3 +306,17 @@ def test_loading_a_million_plays_stays_within_its_memory_budget(tmp_path: Path) 
     assert len(ds.histories.items) == 1_000_000 and len(ds.catalogue) == 100_000
     assert ds.histories.items.dtype.itemsize <= 8 and len(ds.histories.offsets) == len(ds.histories) + 1
     assert peak < 400 << 20, f"peak {peak / 2**20:.0f} MB"
+
+
+def test_an_approximate_index_is_tuned_on_the_agents_proto_actions(tmp_path: Path) -> None:
+    cfg = ch.config(tmp_path, "hybrid")
+    cfg.recommend.index = "hnsw"
+    torch.manual_seed(0)
+    agent = Agent(State(ch.dataset()), cfg)
+    agent.ready()
+    hists = [agent.state.histories.of(u, "train") for u in range(5)]
+    assert not agent.state.index.tuned_on_queries  # tuned on perturbed items only, so far
+    rec = agent.recommend(hists, 5, hists)
+    index = agent.state.index
+    assert isinstance(index, FaissIndex) and index.kind == "hnsw" and index.tuned_on_queries
+    assert index.recall >= 0.95 and rec.shape == (5, 5)

@@ -123,6 +123,7 @@ class FaissIndex:
         self.kind, self.seed = kind, seed
         n, d = self.vectors.shape
         self.recall, self.param = 1.0, 0
+        self.tuned_on_queries = kind not in ("ivf", "hnsw")  # exact needs no tuning
         self.index: Any  # a faiss index (faiss ships no type information)
         if kind == "exact" or n == 0:
             self.index = faiss.IndexFlatL2(d)
@@ -143,6 +144,7 @@ class FaissIndex:
             self.index.add(self.vectors)
         if kind in ("ivf", "hnsw") and n:
             self._set(param if param is not None else self._tune())
+            self.tuned_on_queries = param is not None
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -154,15 +156,25 @@ class FaissIndex:
         else:
             self.index.hnsw.efSearch = self.param
 
-    def _tune(self, n_queries: int = 300, k: int = 10) -> int:
-        """The smallest search parameter (doubling) whose recall@k on a sample reaches TARGET_RECALL."""
-        import faiss
-
+    def _tune(self, n_queries: int = 300) -> int:
+        """The search parameter for a seeded sample of perturbed catalogue vectors (see :meth:`tune`)."""
         n = len(self.vectors)
         rng = np.random.default_rng([self.seed, 17])
         picked = self.vectors[rng.choice(n, min(n, n_queries), replace=False)]
         spread = self.vectors[rng.choice(n, min(n, 2000), replace=False)].std(axis=0)
-        queries = (picked + 0.5 * spread * rng.standard_normal(picked.shape)).astype(np.float32)
+        return self.tune((picked + 0.5 * spread * rng.standard_normal(picked.shape)).astype(np.float32))
+
+    def tune(self, queries: np.ndarray, k: int = 10) -> int:
+        """Set the smallest search parameter (doubling) whose recall@k on ``queries`` reaches
+        TARGET_RECALL, and return it. The index tunes itself on perturbed catalogue vectors when
+        built; the Agent tunes it again on real proto-actions, which lie elsewhere in the space."""
+        import faiss
+
+        if self.kind not in ("ivf", "hnsw") or len(self.vectors) == 0:
+            return self.param
+        n = len(self.vectors)
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        self.tuned_on_queries = True
         flat = faiss.IndexFlatL2(self.vectors.shape[1])
         flat.add(self.vectors)
         _, truth = flat.search(queries, min(k, n))
@@ -173,6 +185,7 @@ class FaissIndex:
             _, got = self.index.search(queries, min(k, n))
             self.recall = recall_at(got, truth)
             if self.recall >= TARGET_RECALL or value >= top:
+                self.param = value
                 return value
             value = min(top, value * 2)
 

@@ -42,10 +42,18 @@ def model_args(cfg: Config, dataset: Dataset) -> dict[str, Any]:
         )
     feature_dim = len(dataset.catalogue.feature_names) if mode in ("features", "both") else 0
     learned_dim = cfg.model.embedding_dim if mode in ("learned", "both") else 0
-    return {
+    args: dict[str, Any] = {
         "n_items": len(dataset.catalogue), "feature_dim": feature_dim, "learned_dim": learned_dim,
         "hidden_size": cfg.model.hidden_size, "num_layers": cfg.model.num_layers, "dropout": cfg.model.dropout,
     }
+    if cfg.model.name == "transformer" and cfg.model.hidden_size % cfg.model.heads:
+        from whatnext.errors import ConfigError
+
+        raise ConfigError(f"{cfg.source or 'the built-in defaults'}: key 'model.heads' is {cfg.model.heads} but "
+                          f"model.hidden_size {cfg.model.hidden_size} is not a multiple of it; use a divisor of it")
+    # architecture-specific arguments (the transformer's heads and position-table length), by config key
+    args.update({key: getattr(cfg.model, key) for key in models.EXTRA_ARGS[cfg.model.name]})
+    return args
 
 
 def item_init(cfg: Config, args: dict[str, Any]) -> str:
@@ -176,6 +184,7 @@ class Agent:
         A pool or re-rank slate larger than the catalogue means the whole catalogue: the slate is
         never wider than the catalogue (the extra columns would only be padding)."""
         self.item_vectors()
+        self.tune_index()
         n = len(self.state.catalogue)
         m = min(self.cfg.model.rerank, n)
         inputs, lengths = pad_histories(histories, self.cfg.model.window)
@@ -188,6 +197,20 @@ class Agent:
         logit = self._actor_logits(d)
         logit[i < 0] = -np.inf
         return Scored(i, d, logit, log_q)
+
+    def tune_index(self, users: int = 300) -> None:
+        """An approximate index (recommend.index ivf/hnsw) tunes its search parameter on the
+        proto-actions of a seeded sample of users once per build: what it will really be asked."""
+        index = self.state.index
+        if getattr(index, "tuned_on_queries", True):
+            return
+        h = self.state.histories
+        eligible = np.flatnonzero(h.train_len > 0)
+        pick = np.random.default_rng([self.cfg.train.seed, 29]).choice(eligible, min(users, len(eligible)), replace=False)
+        if len(pick) == 0:
+            return
+        inputs, lengths = pad_histories([h.of(int(u), "train") for u in pick], self.cfg.model.window)
+        index.tune(self.predict(inputs, lengths))
 
     def choose(self, scored: Scored, k: int, seen: bool, plain: bool = False,
                weight: float | None = None) -> tuple[np.ndarray, np.ndarray]:
