@@ -3,6 +3,7 @@
     python bench/quality.py                                         # the built-in demo data
     python bench/quality.py --data ../shared/data/ml-100k/u.data    # MovieLens 100K (read in place)
     python bench/quality.py --data ... --config examples/whatnext.toml --split test
+    python bench/quality.py --data ... --model transformer --seed 1 --skip lstm   # the self-attention actor
 
 Trains the agent with the given config (default: the built-in defaults) for its configured
 epochs, picks the checkpoint with the best validation NDCG@10, and prints one table on the
@@ -36,13 +37,16 @@ def main() -> None:
     ap.add_argument("--config", help="whatnext.toml or setup.txt (default: built-in defaults)")
     ap.add_argument("--split", default="test", choices=("valid", "test"))
     ap.add_argument("--epochs", type=int, help="override train.epochs")
+    ap.add_argument("--model", help="override model.name (lstm, transformer)")
+    ap.add_argument("--seed", type=int, help="override train.seed")
     ap.add_argument("--skip-lstm", action="store_true", help="leave out the supervised LSTM baseline")
+    ap.add_argument("--skip", nargs="*", default=[], help="leave out these baselines (e.g. lstm sasrec)")
     ap.add_argument("--diversity", type=float, default=0.5,
                     help="also show the same agent with recommend.diversity = this (default 0.5; 0 = leave the row out)")
     args = ap.parse_args()
 
     cfg = load_config(args.config, {"data.path": str(Path(args.data).resolve()) if args.data else None,
-                                    "train.epochs": args.epochs})
+                                    "train.epochs": args.epochs, "model.name": args.model, "train.seed": args.seed})
     t = time.perf_counter()
     ds = load_dataset(cfg)
     load_s = time.perf_counter() - t
@@ -56,7 +60,7 @@ def main() -> None:
         train_s = time.perf_counter() - t
         agent, pt = engine.load_agent(cfg, ds, "bench")
         epochs = summary["metrics"].get("train/epoch", cfg.train.epochs)
-        print(f"agent: {cfg.train.algorithm}, {summary['steps']} steps, {epochs:.2f} epochs in {train_s:.1f} s "
+        print(f"agent: {cfg.model.name} {cfg.train.algorithm}, seed {cfg.train.seed}, {summary['steps']} steps, {epochs:.2f} epochs in {train_s:.1f} s "
               f"(incl. validation at checkpoints); best checkpoint {Path(pt).name}, valid NDCG@10 {summary['best_metric']:.4f}")
         emb = agent.diversity_space()[0]
         models = [("agent", agent, train_s)]
@@ -66,7 +70,7 @@ def main() -> None:
             diverse.cfg.recommend.diversity = args.diversity
             models.append((f"agent d={args.diversity:g}", diverse, train_s))
         for name in bl.available(ds, emb):
-            if name == "lstm" and args.skip_lstm:
+            if name in args.skip or (name == "lstm" and args.skip_lstm):
                 continue
             t = time.perf_counter()
             models.append((name, bl.make(name, ds, seed=cfg.train.seed, embeddings=emb, config=cfg), time.perf_counter() - t))

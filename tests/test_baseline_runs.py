@@ -31,6 +31,12 @@ from whatnext.rl.callbacks import Callback
 AGENT_EPOCHS = 2  # the agent trains 2 epochs; the config file says 1
 
 
+@pytest.fixture(autouse=True)
+def lstm_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caching is tested on one learned baseline, the LSTM (tests/test_sasrec.py runs the sasrec one)."""
+    monkeypatch.delitem(bl.BASELINES, "sasrec")
+
+
 class Spy:
     """Counts calls of the training loop and learning steps (every one, whoever runs it)."""
 

@@ -48,7 +48,7 @@ def ids(ds, rec):
 
 
 def test_registry_names_and_protocol():
-    assert list(BASELINES) == ["random", "popular", "markov", "neighbours", "lstm"]
+    assert list(BASELINES) == ["random", "popular", "markov", "neighbours", "lstm", "sasrec"]
     for name, cls in BASELINES.items():
         model = cls()
         assert model.name == name
@@ -178,7 +178,7 @@ def test_neighbours_needs_features_or_embeddings():
     ds = planted()
     with pytest.raises(DataError, match="no features"):
         NeighboursBaseline().fit(ds)
-    assert baselines.available(ds) == ["random", "popular", "markov", "lstm"]
+    assert baselines.available(ds) == ["random", "popular", "markov", "lstm", "sasrec"]
     emb = np.array([[0.0], [1.0], [3.0], [10.0]])  # items 1, 2, 3, 9
     assert "neighbours" in baselines.available(ds, emb)
     model = baselines.make("neighbours", ds, embeddings=emb)

@@ -191,6 +191,8 @@ def _other_value(section: str, key: str, tp: Any, default: Any) -> Any:
         return ","
     if (section, key) == ("paths", "run"):  # one safe folder name
         return "run_2.b-Z"
+    if (section, key) == ("model", "name"):  # another registered model
+        return next(n for n in MODEL_NAMES if n != default)
     if isinstance(tp, types.UnionType) and int in typing.get_args(tp):  # str | int ("auto" or a count): a count
         return 7
     if isinstance(tp, types.UnionType):  # str | list[str]: a list, the form the default is not

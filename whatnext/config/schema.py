@@ -62,9 +62,10 @@ class DataConfig:
 class ModelConfig:
     """The actor and critic networks."""
 
-    name: str = _f("lstm", "model architecture, from the model registry (lstm)")
+    name: str = _f("lstm", "model architecture, from the model registry: lstm, or transformer (causal self-attention, SASRec-style; the critic stays an LSTM)")
     hidden_size: int = _f(128, "LSTM hidden units in actor and critic")
-    num_layers: int = _f(1, "stacked LSTM layers")
+    num_layers: int = _f(1, "stacked LSTM layers (transformer: attention blocks)")
+    heads: int = _f(1, "transformer: attention heads per block (model.hidden_size must be a multiple)")
     dropout: float = _f(0.0, "dropout between LSTM layers and before the output head")
     window: int = _f(50, "how many recent items of a history the models read")
     item_embedding: str = _f("auto", "item vectors: features, learned, both, or auto (with features: both for hybrid, features for original; else learned)")
@@ -153,7 +154,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 #: Known model names; the model registry in models.py must agree (a test checks it).
-MODEL_NAMES: tuple[str, ...] = ("lstm",)
+MODEL_NAMES: tuple[str, ...] = ("lstm", "transformer")
 #: Known reward names; the reward registry in rewards.py must agree (a test checks it).
 REWARD_NAMES: tuple[str, ...] = ("diversity", "next_item", "hit")
 
@@ -324,6 +325,7 @@ def set_value(
 BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("model", "hidden_size"): (1, 8192),
     ("model", "num_layers"): (1, 16),
+    ("model", "heads"): (1, 64),
     ("model", "window"): (1, 10_000),
     ("model", "embedding_dim"): (1, 8192),
     ("model", "rerank"): (0, 100_000),

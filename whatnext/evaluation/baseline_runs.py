@@ -48,7 +48,7 @@ RECORD = "baseline.json"
 #: Bump when the way a baseline is trained changes: every cached run is then retrained.
 VERSION = 1
 #: Baselines that learn (trained as runs and cached); the others are fitted in a blink.
-LEARNED = ("lstm",)
+LEARNED = ("lstm", "sasrec")
 #: Settings left out of the key: they do not move the supervised baseline's weights (its critic
 #: never learns, as rl_weight = 0 and rerank = 0: rewards, noise, relax, critic_lr, rerank_weight,
 #: tune_rerank) or say only how a run is saved and how fast it goes. An agent tuned on them
@@ -70,7 +70,7 @@ def data_fingerprint(dataset: Dataset) -> str:
     return h.hexdigest()[:16]
 
 
-def baseline_config(cfg: Config, trained: dict[str, Any] | None) -> tuple[Config, list[str]]:
+def baseline_config(cfg: Config, trained: dict[str, Any] | None, name: str = "lstm") -> tuple[Config, list[str]]:
     """The supervised baseline's config: ``cfg`` with the agent's model and training sections as
     recorded in its checkpoint (``trained``), then the baseline's fixed choices.
 
@@ -83,14 +83,14 @@ def baseline_config(cfg: Config, trained: dict[str, Any] | None) -> tuple[Config
     for section in ("model", "train"):
         saved = (trained or {}).get(section)
         if not isinstance(saved, dict):
-            notes.append(f"the agent's checkpoint records no [{section}] settings; the lstm baseline uses the config file's")
+            notes.append(f"the agent's checkpoint records no [{section}] settings; the {name} baseline uses the config file's")
             continue
         for key, value in saved.items():
             try:
                 set_value(out, section, key, value)
             except ConfigError:  # a key this version no longer has, or a value it refuses: keep the file's
                 pass
-    bl.SupervisedLSTMBaseline.fix(out)
+    bl.BASELINES[name].fix(out)
     out.train.keep_last = 1
     return out, notes
 
@@ -227,7 +227,7 @@ def learned(name: str, dataset: Dataset, cfg: Config, trained: dict[str, Any] | 
     if name not in LEARNED:
         raise ValueError(f"{name!r} is not a learned baseline; learned: {', '.join(LEARNED)}")
     t0 = time.perf_counter()
-    bcfg, warnings = baseline_config(cfg, trained)
+    bcfg, warnings = baseline_config(cfg, trained, name)
     key = cache_key(name, bcfg, dataset)
     bcfg.paths.run = f"{PREFIX}{name}-{key_hash(key)}"  # hex digits and a registry name: stays inside models_dir
     run_dir = bcfg.run_dir
@@ -255,7 +255,7 @@ def learned(name: str, dataset: Dataset, cfg: Config, trained: dict[str, Any] | 
             raise CheckpointError(f"{run_dir}: the {name} baseline just trained does not load back ({found})")
     for w in warnings:
         log.warning(w)
-    model = bl.SupervisedLSTMBaseline(config=bcfg)
+    model = bl.BASELINES[name](config=bcfg)
     model.use(found, dataset)
     return model, {"name": name, "status": status, "run": run_dir.name, "path": str(run_dir), "steps": steps,
                    "seconds": time.perf_counter() - t0, "reason": reason, "warnings": warnings}

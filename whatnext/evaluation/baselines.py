@@ -17,6 +17,11 @@ so results are deterministic.
 * ``lstm``: the agent's own LSTM trained only with cross-entropy on the next item at every
   step (GRU4Rec-style), the supervised reference the agent must beat. It imports torch
   lazily, when fitted.
+* ``sasrec``: SASRec trained with full softmax cross-entropy at every position (Klenitskiy &
+  Vasilev, RecSys 2023): the transformer actor (``model.name = "transformer"``) with SASRec's
+  MovieLens architecture (2 blocks, 1 head, width ``model.embedding_dim``, dropout 0.2), the
+  same budget as the agent, no critic. Its scores are the actor's distance logits, not a dot
+  product.
 """
 
 from __future__ import annotations
@@ -300,8 +305,25 @@ class SupervisedLSTMBaseline(_Fitted):
         return self.agent.recommend(histories, k, exclude)
 
 
+class SASRecBaseline(SupervisedLSTMBaseline):
+    """SASRec with full cross-entropy at every position: the transformer actor trained only with
+    the hybrid algorithm's supervised loss over the whole catalogue (never a sampled softmax),
+    2 pre-norm blocks of 1 head, width ``model.embedding_dim``, dropout 0.2 (SASRec's MovieLens
+    settings). Budget, window, item vectors and seed are the agent's."""
+
+    name = "sasrec"
+
+    @staticmethod
+    def fix(cfg: Any) -> Any:
+        SupervisedLSTMBaseline.fix(cfg)
+        cfg.model.name, cfg.model.num_layers, cfg.model.heads, cfg.model.dropout = "transformer", 2, 1, 0.2
+        cfg.model.hidden_size = cfg.model.embedding_dim
+        cfg.train.negatives = 10**8  # at least any catalogue: the full softmax
+        return cfg
+
+
 #: Baselines by name; each class is constructed with keyword arguments only (see :func:`make`).
-#: Those that learn (``lstm``) are trained once as runs of their own by
+#: Those that learn (``lstm``, ``sasrec``) are trained once as runs of their own by
 #: :func:`whatnext.evaluation.baseline_runs.fit_baselines`; :func:`make` fits in memory.
 BASELINES: dict[str, type] = {
     "random": RandomBaseline,
@@ -309,6 +331,7 @@ BASELINES: dict[str, type] = {
     "markov": MarkovBaseline,
     "neighbours": NeighboursBaseline,
     "lstm": SupervisedLSTMBaseline,
+    "sasrec": SASRecBaseline,
 }
 
 
@@ -328,8 +351,8 @@ def make(name: str, dataset: Dataset, *, seed: int = 0, embeddings: np.ndarray |
         model: Any = RandomBaseline(seed=seed)
     elif name == "neighbours":
         model = NeighboursBaseline(embeddings=embeddings)
-    elif name == "lstm":
-        model = SupervisedLSTMBaseline(config=config, seed=seed)
+    elif name in ("lstm", "sasrec"):
+        model = BASELINES[name](config=config, seed=seed)
     else:
         model = BASELINES[name]()
     model.fit(dataset)
@@ -338,5 +361,5 @@ def make(name: str, dataset: Dataset, *, seed: int = 0, embeddings: np.ndarray |
 
 __all__ = [
     "BASELINES", "MarkovBaseline", "NeighboursBaseline", "PopularBaseline", "RandomBaseline",
-    "SupervisedLSTMBaseline", "available", "last_items", "make", "rank_scores",
+    "SASRecBaseline", "SupervisedLSTMBaseline", "available", "last_items", "make", "rank_scores",
 ]

@@ -1,4 +1,4 @@
-"""Models: the item table (``items``), the actor and critic networks (``lstm``), and the registry
+"""Models: the item table (``items``), the actor and critic networks (``lstm``, ``transformer``), and the registry
 behind ``model.name`` (``registry``). Every module takes primitive constructor arguments so a
 checkpoint can rebuild it.
 
@@ -8,6 +8,7 @@ network sees tensors, not datasets.
 
 from whatnext.models.items import ItemTable
 from whatnext.models.lstm import CRITIC_EXTRA, AgentModel, CriticModel
-from whatnext.models.registry import MODELS, build
+from whatnext.models.registry import EXTRA_ARGS, MODELS, build
+from whatnext.models.transformer import TransformerAgent
 
-__all__ = ["CRITIC_EXTRA", "MODELS", "AgentModel", "CriticModel", "ItemTable", "build"]
+__all__ = ["CRITIC_EXTRA", "EXTRA_ARGS", "MODELS", "AgentModel", "CriticModel", "ItemTable", "TransformerAgent", "build"]

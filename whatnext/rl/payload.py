@@ -33,7 +33,7 @@ from whatnext.errors import CheckpointError, ConfigError
 #: The ``[model]`` keys of a checkpoint's stored config that override the user's: the architecture
 #: and what the weights were trained with (the history window the networks read, the re-rank slate
 #: the critic learned on). The rest of the stored config is the user's inference settings.
-CARRIED = ("name", "hidden_size", "num_layers", "dropout", "window", "item_embedding", "embedding_dim",
+CARRIED = ("name", "hidden_size", "num_layers", "heads", "dropout", "window", "item_embedding", "embedding_dim",
            "rerank", "rerank_weight")
 #: model_args key -> the config key whose bounds it obeys (None: checked against the catalogue).
 MODEL_ARGS: dict[str, str | None] = {
@@ -92,14 +92,17 @@ def check_fingerprint(payload: dict[str, Any], fp: str) -> None:
 def check_model_args(payload: dict[str, Any], n_items: int, n_features: int) -> dict[str, Any]:
     """The checkpoint's ``model_args``, checked against the constructor, the bounds and the catalogue."""
     args = payload.get("model_args")
+    name = payload.get("model_name")
+    # the architecture's own arguments (the transformer's heads, window) obey their config keys' bounds
+    expected = {**MODEL_ARGS, **{k: k for k in (models.EXTRA_ARGS.get(name, ()) if isinstance(name, str) else ())}}
     if not isinstance(args, dict):
-        raise CheckpointError(f"the checkpoint's model_args is {kind(args)}, expected a table of {', '.join(MODEL_ARGS)}; {_FIX}")
-    if set(args) != set(MODEL_ARGS):
-        extra = sorted(str(k) for k in args if k not in MODEL_ARGS)
-        missing = [k for k in MODEL_ARGS if k not in args]
+        raise CheckpointError(f"the checkpoint's model_args is {kind(args)}, expected a table of {', '.join(expected)}; {_FIX}")
+    if set(args) != set(expected):
+        extra = sorted(str(k) for k in args if k not in expected)
+        missing = [k for k in expected if k not in args]
         what = f"lacks {', '.join(missing)}" if missing else f"has unknown keys {', '.join(extra)[:100]}"
-        raise CheckpointError(f"the checkpoint's model_args {what}; expected exactly {', '.join(MODEL_ARGS)}; {_FIX}")
-    for key, bound in MODEL_ARGS.items():
+        raise CheckpointError(f"the checkpoint's model_args {what}; expected exactly {', '.join(expected)}; {_FIX}")
+    for key, bound in expected.items():
         value = args[key]
         want_int = key != "dropout"
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (want_int and not isinstance(value, int)):
@@ -119,6 +122,9 @@ def check_model_args(payload: dict[str, Any], n_items: int, n_features: int) -> 
                               f"the catalogue has {n_features}; use the data it was trained on or train a new run")
     if args["feature_dim"] == 0 and args["learned_dim"] == 0:
         raise CheckpointError(f"the checkpoint's model_args give the items no vector (feature_dim and learned_dim are both 0); {_FIX}")
+    if "heads" in args and args["hidden_size"] % args["heads"]:
+        raise CheckpointError(f"the checkpoint's model_args.hidden_size {number(args['hidden_size'])} is not a multiple of "
+                              f"model_args.heads {number(args['heads'])}; {_FIX}")
     return dict(args)
 
 
