@@ -69,3 +69,78 @@ def tree_snapshot(root: Path) -> dict[str, tuple[int, int]]:
             st = p.stat()
             snap[str(p.relative_to(root))] = (st.st_size, st.st_mtime_ns)
     return snap
+
+
+#: runs in one capped child: imports the CLI once (and warms it with one ordinary command), then forks one
+#: process per job, each running the real ``whatnext`` entry point; writes exit code (or -signal), stdout
+#: and stderr per job into a JSON report. Forking after torch is imported costs milliseconds, not seconds.
+_FORK_EACH = """
+import json, os, signal, sys
+from whatnext.cli import main
+
+SPEC = json.loads(SPEC_JSON)
+
+
+def run(argv, cwd):
+    os.chdir(cwd)
+    sys.argv = ["whatnext", *argv]
+    try:
+        main()
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return 0
+
+
+if SPEC["warm"]:
+    saved = (os.dup(1), os.dup(2))
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1); os.dup2(null, 2)
+    try:
+        warm_rc = run(*SPEC["warm"])
+    finally:
+        sys.stdout.flush(); sys.stderr.flush()
+        os.dup2(saved[0], 1); os.dup2(saved[1], 2)
+else:
+    warm_rc = 0
+report = {"warm": warm_rc, "jobs": []}
+for n, (argv, cwd) in enumerate(SPEC["jobs"]):
+    out_path, err_path = f"{SPEC['tmp']}/{n}.out", f"{SPEC['tmp']}/{n}.err"
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 1)
+        os.dup2(os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
+        signal.alarm(SPEC["timeout"])
+        code = 1
+        try:
+            code = run(argv, cwd)
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+        sys.stdout.flush(); sys.stderr.flush()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    rc = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    with open(out_path, errors="replace") as o, open(err_path, errors="replace") as e:
+        report["jobs"].append({"rc": rc, "stdout": o.read(), "stderr": e.read()})
+print(json.dumps(report))
+"""
+
+
+def run_forked(jobs: list[tuple[list[str], Path]], scratch: Path, *, warm: tuple[list[str], Path] | None = None,
+               timeout: int = 60) -> list[Outcome]:
+    """Each ``(argv, cwd)`` as ``whatnext ARGV`` in a process forked from one capped child (see ``_FORK_EACH``).
+
+    ``warm`` runs first in the child itself so that every import is done before the forks; it must succeed.
+    A job that hangs is killed by SIGALRM after ``timeout`` seconds and reported as a signal death.
+    """
+    import json
+
+    scratch.mkdir(parents=True, exist_ok=True)
+    spec = {"jobs": [[list(a), str(c)] for a, c in jobs], "warm": [list(warm[0]), str(warm[1])] if warm else None,
+            "tmp": str(scratch), "timeout": timeout}
+    code = f"SPEC_JSON = {json.dumps(spec)!r}\n" + _FORK_EACH
+    child = run_limited([], cwd=scratch, python=code, timeout=timeout * max(len(jobs), 1) + 120)
+    assert child.returncode == 0, f"the forking child failed: {child.describe()}"
+    report = json.loads(child.stdout.strip().splitlines()[-1])
+    assert report["warm"] == 0, f"the warm-up command failed (exit {report['warm']}): the refusals would prove nothing"
+    return [Outcome(j["rc"], j["stdout"], j["stderr"]) for j in report["jobs"]]

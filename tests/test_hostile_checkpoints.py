@@ -22,13 +22,13 @@ import core_helpers as ch
 import pytest
 import torch
 from hostile.make_checkpoints import CASES, build, write
-from hostile_runner import MEMORY_LIMIT, Outcome, assert_clean_failure, run_limited, tree_snapshot
+from hostile_runner import MEMORY_LIMIT, Outcome, assert_clean_failure, run_forked, run_limited, tree_snapshot
 
 from whatnext import checkpoints, engine
 from whatnext.errors import CheckpointError
 
 COMMANDS = ("recommend", "eval")
-#: the cases run through the CLI in children (two per case, ~2-3 s each on a quiet machine); every case of
+#: the cases run through the CLI in forked children (two per case); every case of
 #: the corpus also runs in this process through the engine (test_every_case_through_the_engine)
 CHILD_CASES = (
     "config-rerank-1e9", "config-window-1e9", "args-n-items-3m", "args-hidden-1e6", "args-huge-int-1e30",
@@ -57,15 +57,16 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def outcomes(project: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Outcome]:
-    """Every case under both commands, two children at a time; the corpus and the project are left untouched."""
+    """Every case under both commands, each in a process forked from one capped child that first recommends
+    from the genuine checkpoint (the control); the corpus and the project are left untouched."""
     cfg, pt = project
     corpus = build(pt, tmp_path_factory.mktemp("corpus"), {c: CASES[c] for c in CHILD_CASES})
     before = {name: tree_snapshot(p.parent) for name, p in corpus.items()}
     project_before = tree_snapshot(cfg.parent)
     jobs = [(case, command) for case in corpus for command in COMMANDS]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        results = pool.map(lambda job: run_limited(_argv(job[1], cfg, corpus[job[0]]), cfg.parent), jobs)
-        out = dict(zip(jobs, results))
+    results = run_forked([(_argv(command, cfg, corpus[case]), cfg.parent) for case, command in jobs],
+                         tmp_path_factory.mktemp("forked"), warm=(_argv("recommend", cfg, pt), cfg.parent))
+    out = dict(zip(jobs, results))
     assert {name: tree_snapshot(p.parent) for name, p in corpus.items()} == before, "a command changed a crafted checkpoint"
     assert tree_snapshot(cfg.parent) == project_before, "a command changed the project"
     return out
