@@ -168,8 +168,8 @@ DATA_FILES: dict[str, dict[str, str | bytes]] = {
                                     "items.csv": GOOD_ITEMS},
     "data-item-table-missing-id": {"events.csv": "user_id,item_id,timestamp\nu1,s1,1\n",
                                    "items.csv": "song,energy\ns1,0.1\n"},
-    "data-too-few-events": {"events.csv": "user_id,item_id,timestamp\n" + "".join(
-        f"u{u},s{(u + t) % 3 + 1},{t}\n" for u in range(5) for t in range(3)), "items.csv": GOOD_ITEMS},
+    "data-too-few-events": {"events.csv": "user_id,item_id,timestamp\n" + "".join(  # 24 items: eval.ks = [10, 20] fit
+        f"u{u},s{3 * u + t + 1},{t}\n" for u in range(8) for t in range(3))},
     "data-unknown-encoding": {"events.csv": "user_id,item_id,timestamp\nu1,s1,1\n"},
     "data-ambiguous-dates": {"events.csv": "user_id,item_id,timestamp\nu1,s1,01/04/2024\nu1,s2,02/04/2024\n"},
     "data-mixed-date-orders": {"events.csv": "user_id,item_id,timestamp\nu1,s1,31/03/2024\nu1,s2,03/31/2024\n"},
