@@ -89,15 +89,16 @@ def main() -> None:
             rows[name].append(_scores(records))
             print(f"{name:<13} {seed:>4} " + " ".join(f"{x:>10.4f}" for x in rows[name][-1]), flush=True)
         print(f"{'':<13} {'':>4} (agent trained in {train_s:.1f} s)")
+        if args.json:  # after every seed: a long run stopped early still leaves the seeds it finished
+            Path(args.json).write_text(json.dumps({"data": args.data or "demo", "config": args.config,
+                                                   "seeds": list(range(seed + 1)), "diversity": args.diversity,
+                                                   "results": results}, indent=1) + "\n")
     print("-" * len(header))
     for name, vals in rows.items():
         a = np.asarray(vals)
         print(f"{name:<13} {'mean':>4} " + " ".join(f"{x:>10.4f}" for x in a.mean(axis=0)))
         print(f"{'':<13} {'std':>4} " + " ".join(f"{x:>10.4f}" for x in a.std(axis=0, ddof=1 if len(a) > 1 else 0)))
     if args.json:
-        Path(args.json).write_text(json.dumps({"data": args.data or "demo", "config": args.config,
-                                               "seeds": list(range(args.seeds)), "diversity": args.diversity,
-                                               "results": results}, indent=1) + "\n")
         print(f"wrote {args.json}")
 
 

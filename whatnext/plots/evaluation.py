@@ -46,7 +46,7 @@ def plot_eval(table: dict[str, Any], frontier: list[tuple[float, dict[str, Any]]
     plt = pyplot()
     protocol = f"{split} split, played items {'kept' if seen else 'excluded'}, {table['users']:,} users"
     metrics = [m for m in METRICS if any(f"eval/{m[0]}@{k}" in r for r in rows)]
-    fig, axes = grid(plt, len(metrics), len(metrics), width=4.0 * len(metrics), row_height=4.4)
+    fig, axes = grid(plt, len(metrics), len(metrics), width=3.4 * len(metrics), row_height=4.2)
     note = f"; whiskers: mean ± 1 sd over {len((seeds or {}).get('seeds', []))} seeds" if spread else ""
     fig.suptitle(f"Models compared ({protocol}{note})")
     models = [str(r.get("eval/model", f"model {i}")) for i, r in enumerate(rows)]
@@ -86,8 +86,12 @@ def _frontier(plt: Any, frontier: list[tuple[float, dict[str, Any]]], rows: list
     pts = sorted(((float(w), float(r.get(ild, np.nan)), float(r.get(nd, np.nan))) for w, r in frontier))
     xs, ys = [p[1] for p in pts], [p[2] for p in pts]
     ax.plot(xs, ys, marker="o", markersize=7, color=colour(0), linewidth=2, label="agent, by diversity weight W")
+    labels: dict[tuple[float, float], list[str]] = {}  # weights that give the same list share one label
     for w, xv, yv in pts:
-        ax.annotate(f"W={w:g}", (xv, yv), textcoords="offset points", xytext=(6, 6), fontsize=10, color=colour(0))
+        labels.setdefault((round(xv, 4), round(yv, 4)), []).append(f"{w:g}")
+    for (xv, yv), ws in labels.items():
+        ax.annotate("W=" + ", ".join(ws), (xv, yv), textcoords="offset points", xytext=(7, 7), fontsize=10,
+                    color=colour(0))
     others = [r for r in rows if r.get("eval/model") != "agent" and np.isfinite(float(r.get(ild, np.nan)))]
     for i, r in enumerate(others, start=1):
         ax.scatter(float(r[ild]), float(r[nd]), marker="s", s=50, color=colour(i), label=str(r.get("eval/model")))
