@@ -65,8 +65,10 @@ def test_sasrec_is_trained_once_as_a_run_and_loaded_after(tmp_path: Path) -> Non
     assert run["status"] == "trained" and run["run"].startswith("baseline-sasrec-")
     again, run2 = baseline_runs.learned("sasrec", ds, cfg)
     assert run2["status"] == "loaded" and run2["run"] == run["run"]
+    cfg.model.name = "transformer"  # an agent with the self-attention actor: the lstm baseline stays an LSTM
     lstm_cfg, _ = baseline_runs.baseline_config(cfg, None, "lstm")
     assert lstm_cfg.model.name == "lstm"
+    assert baseline_runs.baseline_config(cfg, None, "sasrec")[0].model.name == "transformer"
     hists = [ds.histories.of(u) for u in range(len(ds.histories))]
     assert np.array_equal(first.recommend(hists, 5), again.recommend(hists, 5))
     assert isinstance(again, bl.SASRecBaseline)

@@ -90,7 +90,8 @@ def baseline_config(cfg: Config, trained: dict[str, Any] | None, name: str = "ls
                 set_value(out, section, key, value)
             except ConfigError:  # a key this version no longer has, or a value it refuses: keep the file's
                 pass
-    bl.BASELINES[name].fix(out)
+    learner: type[bl.SupervisedLSTMBaseline] = bl.BASELINES[name]  # every LEARNED baseline is one
+    learner.fix(out)
     out.train.keep_last = 1
     return out, notes
 

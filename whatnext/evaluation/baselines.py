@@ -268,8 +268,10 @@ class SupervisedLSTMBaseline(_Fitted):
     @staticmethod
     def fix(cfg: Any) -> Any:
         """Make ``cfg`` (in place) the baseline's: the hybrid algorithm's supervised loss alone
-        (rl_weight 0), no critic re-ranking, and no legacy model files (they are the agent's)."""
+        (rl_weight 0), no critic re-ranking, and no legacy model files (they are the agent's). The
+        network is the LSTM whatever actor the agent has (``sasrec`` is the self-attention one)."""
         cfg.train.algorithm, cfg.train.rl_weight, cfg.model.rerank = "hybrid", 0.0, 0
+        cfg.model.name = "lstm"
         cfg.paths.model_agent_path = cfg.paths.model_critic_path = ""
         return cfg
 
