@@ -46,9 +46,14 @@ def plot_data(ds: Dataset, folder: Path, fmt: str = "png", force: bool = False) 
 def _history_lengths(ax: Any, lengths: np.ndarray) -> None:
     lengths = np.asarray(lengths)
     top = max(int(lengths.max()), 2)
-    bins = np.unique(np.geomspace(1, top + 1, num=min(40, top + 1)).round().astype(int))
+    low = max(1, int(lengths.min()))  # the axis starts at the shortest history, not at 1
+    bins = np.unique(np.geomspace(low, top + 1, num=min(40, top + 1)).round().astype(int))
     ax.hist(lengths, bins=bins, color=colour(0), edgecolor="white", linewidth=0.5)
     ax.set_xscale("log")
+    from matplotlib import ticker
+
+    ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))  # 10, 20, 50, 100...: plain numbers
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     med = float(np.median(lengths))
     ax.axvline(med, color=colour(7), linestyle="--", linewidth=1)
     ax.text(med, 0.97, f" median {med:g}", transform=ax.get_xaxis_transform(), va="top", fontsize=10)

@@ -95,6 +95,7 @@ def _frontier(plt: Any, frontier: list[tuple[float, dict[str, Any]]], rows: list
     others = [r for r in rows if r.get("eval/model") != "agent" and np.isfinite(float(r.get(ild, np.nan)))]
     for i, r in enumerate(others, start=1):
         ax.scatter(float(r[ild]), float(r[nd]), marker="s", s=50, color=colour(i), label=str(r.get("eval/model")))
+    ax.margins(x=0.08, y=0.08)  # room for the last weight's label
     ax.set_title(f"Accuracy-diversity frontier ({protocol})")
     ax.set_xlabel(f"ILD@{k}: mean distance between the items of a list (item-vector units)")
     ax.set_ylabel(f"NDCG@{k} (higher is better)")

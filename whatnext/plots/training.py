@@ -36,7 +36,8 @@ def read_metrics(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], 
         for key, value in row.items():
             if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
                 steps.setdefault(key, []).append((step, float(value)))
-    train, valid = {}, {}
+    train: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    valid: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for key, pairs in steps.items():
         arr = np.asarray(pairs, dtype=np.float64)
         series = (arr[:, 0], arr[:, 1])
