@@ -55,20 +55,23 @@ def plot_eval(table: dict[str, Any], frontier: list[tuple[float, dict[str, Any]]
         key = f"eval/{name}@{k}"
         values = np.asarray([float(r.get(key, np.nan)) for r in rows])
         ax.bar(x, values, color=[colour(i) for i in range(len(models))], width=0.7)
-        for xi, v in zip(x, values):
-            if np.isfinite(v):
-                ax.text(xi, v, f"{v:.3f}", ha="center", va="bottom", fontsize=8.5)
-        for xi, model in zip(x, models):
+        tops = values.copy()  # where each bar's label goes: above its whisker and seed dots too
+        for j, (xi, model) in enumerate(zip(x, models)):
             vals = spread.get(model, {}).get(key)
             if vals:
                 a = np.asarray(vals)
-                ax.errorbar(xi, a.mean(), yerr=a.std(ddof=1) if len(a) > 1 else 0.0, color="black", capsize=5,
-                            linewidth=1.5, zorder=3)
+                sd = a.std(ddof=1) if len(a) > 1 else 0.0
+                ax.errorbar(xi, a.mean(), yerr=sd, color="black", capsize=5, linewidth=1.5, zorder=3)
                 ax.scatter(np.full(len(a), xi + 0.22), a, s=14, color="black", zorder=3, alpha=0.7)
+                tops[j] = np.nanmax([values[j], a.mean() + sd, a.max()])
+        for xi, v, top in zip(x, values, tops):
+            if np.isfinite(v):
+                ax.annotate(f"{v:.3f}", (xi, top), textcoords="offset points", xytext=(0, 3), ha="center",
+                            va="bottom", fontsize=8.5)
         ax.set_xticks(x, models, rotation=30, ha="right")
         ax.set_title(title.format(k=k))
         ax.set_ylabel(ylabel)
-        ax.set_ylim(0, max(np.nanmax(values) if np.isfinite(values).any() else 1.0, 1e-9) * 1.18)
+        ax.set_ylim(0, max(np.nanmax(tops) if np.isfinite(tops).any() else 1.0, 1e-9) * 1.18)
         ax.grid(axis="x", visible=False)
     written = [save(fig, paths[0])]
     shown = {"models": models, "k": k, "seed_models": sorted(m for m in spread if m in models)}
