@@ -97,7 +97,7 @@ class TrainConfig:
     grad_clip: float = _f(1.0, "clip gradient norm to this value; 0 = no clipping")
     threads: int = _f(1, "torch CPU threads; 0 = torch's default (small LSTMs run fastest and reproducibly on 1)")
     rewards: dict[str, float] = _f({"hit": 1.0}, "reward name -> weight (diversity, next_item, hit); the reward is the weighted sum")
-    negatives: str | int = _f("auto", "hybrid: shared negatives per step of a sampled softmax; auto = full softmax up to 8192 items, 2048 negatives above; a count at least the catalogue = full softmax")
+    negatives: str | int = _f("auto", "hybrid: shared negatives per step of a sampled softmax; auto = full softmax up to 4096 items, 2048 negatives above; a count at least the catalogue = full softmax")
     negative_power: float = _f(0.75, "negatives are drawn from (training count + 1) ** negative_power (0 = uniform, 1 = popularity), logQ-corrected")
     device: str = _f("auto", "where training runs: auto (CUDA when available), cpu or cuda")
     tensorboard: bool = _f(False, "also write the per-step and validation metrics as TensorBoard event files in the run folder (tensorboard --logdir models)")
