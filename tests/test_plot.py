@@ -89,6 +89,11 @@ def test_plot_train_overlays_runs(project: Path, tmp_path: Path) -> None:
     (path,) = _plotted(out, tmp_path, ["train"], "png")
     _check_png(path)
     assert json.loads(out)["steps"] == {"default": 24, "b": 24}
+    from whatnext.plots.training import _train_panels, read_metrics
+
+    keys = set(read_metrics(project.parent / "models" / "default" / "metrics.jsonl")[0])
+    titles = [t for _, t, _ in _train_panels(keys)]  # the project sums two rewards: each has its panel
+    assert "reward: diversity" in titles and "reward: next item" in titles and "throughput" in titles
     code, out, err = _invoke("plot", "train", "--config", project, "--output", tmp_path / "svg", "--format", "svg", "--json")
     assert code == 0, err
     _check_svg(_plotted(out, tmp_path / "svg", ["train"], "svg")[0])

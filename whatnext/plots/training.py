@@ -52,6 +52,8 @@ def _train_panels(keys: set[str]) -> list[tuple[str, str, str]]:
            for k in sorted(k for k in keys if k.endswith("_loss"))]
     if "train/reward" in keys:
         out.append(("train/reward", "reward (weighted sum, train.rewards)", "mean reward per sample"))
+    for k in sorted(k for k in keys if k.startswith("train/reward_")):  # each reward of a weighted sum, unweighted
+        out.append((k, f"reward: {k.removeprefix('train/reward_').replace('_', ' ')}", "mean reward per sample"))
     if "train/samples_per_s" in keys:
         out.append(("train/samples_per_s", "throughput", "samples/s (since start)"))
     return out
