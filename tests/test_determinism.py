@@ -126,5 +126,5 @@ def test_eval_gives_identical_numbers_across_processes_and_twice_on_one_checkpoi
                                      "--checkpoint", str(pt)])
         assert r.exit_code == 0, r.stderr
         again.append(json.loads(r.stdout.replace(str(two_runs[0]), "<project>")))
-    assert [a["baselines"]["loaded"] for a in again] == [["lstm"], ["lstm"]]  # trained once, by the first eval
+    assert [a["baselines"]["loaded"] for a in again] == [["lstm", "sasrec"]] * 2  # trained once, by the first eval
     assert again[0]["rows"] == again[1]["rows"] == first["rows"]
