@@ -8,6 +8,7 @@ from the wall clock.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +273,12 @@ def test_an_interrupted_baseline_continues_where_it_stopped(project: Path, tmp_p
     assert run_of(resumed)["status"] == "resumed" and progress.steps[0] == 4
     assert resumed["baselines"]["trained"] == ["lstm"]
     assert lstm_row(resumed) == lstm_row(whole)  # bit for bit as if never stopped
+
+
+def test_a_fifo_as_the_baseline_record_is_not_opened(tmp_path: Path) -> None:
+    from whatnext.evaluation.baseline_runs import RECORD, run_record
+
+    run = tmp_path / "baseline-lstm-x"
+    run.mkdir()
+    os.mkfifo(run / RECORD)
+    assert run_record(run) is None  # opening it for reading would block forever

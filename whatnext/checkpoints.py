@@ -166,6 +166,14 @@ def _read_small(path: Path, limit: int, *, follow: bool = False) -> bytes:
     return data
 
 
+def read_small(path: Path, limit: int = 1 << 20) -> bytes | None:
+    """The bytes of a small regular file in a run folder (no link, FIFO or device; at most ``limit``), else None."""
+    try:
+        return _read_small(path, limit)
+    except _Unusable:
+        return None
+
+
 # ---------------------------------------------------------------- sidecars
 
 

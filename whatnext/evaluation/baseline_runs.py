@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from whatnext import checkpoints
 from whatnext.config import Config
 from whatnext.data import Dataset
 from whatnext.errors import CheckpointError, ConfigError, Interrupted, NotFoundError, TrainingError
@@ -112,9 +113,10 @@ def key_hash(key: dict[str, Any]) -> str:
 
 def run_record(run_dir: Path) -> dict[str, Any] | None:
     """The baseline record of a run folder (kind, name, key), or None for an agent's run."""
+    raw = checkpoints.read_small(run_dir / RECORD)  # a FIFO or a link planted there is never opened
     try:
-        rec = json.loads((run_dir / RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        rec = json.loads(raw.decode("utf-8")) if raw is not None else None
+    except ValueError:  # includes UnicodeDecodeError
         return None
     if not isinstance(rec, dict) or rec.get("kind") != "baseline":
         return None
