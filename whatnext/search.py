@@ -26,6 +26,14 @@ import numpy as np
 Exclude = Sequence[np.ndarray] | None
 
 
+
+def answer_arrays(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Queries as a contiguous float32 (m, d) array, and the (m, k) answers filled with -1 / inf (the padding)."""
+    q = np.ascontiguousarray(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    return q, np.full((len(q), k), -1, dtype=np.int64), np.full((len(q), k), np.inf, dtype=np.float64)
+
 class NeighbourIndex(Protocol):
     """What recommend, eval and State.produce need from a nearest-neighbour index."""
 
@@ -58,12 +66,8 @@ class ExactIndex:
 
     def search(self, queries: np.ndarray, k: int, exclude: Exclude = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest items for every query, skipping ``exclude[i]`` for query i."""
-        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        queries, out_i, out_d = answer_arrays(queries, k)
         n, m = len(self.vectors), len(queries)
-        if k < 1:
-            raise ValueError("k must be >= 1")
-        out_i = np.full((m, k), -1, dtype=np.int64)
-        out_d = np.full((m, k), np.inf, dtype=np.float64)
         if n == 0 or m == 0:
             return out_i, out_d
         rows = max(1, self.block_bytes // (8 * n))
@@ -191,12 +195,8 @@ class FaissIndex:
 
     def search(self, queries: np.ndarray, k: int, exclude: Exclude = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest items for every query, skipping ``exclude[i]`` for query i."""
-        queries = np.ascontiguousarray(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
+        queries, out_i, out_d = answer_arrays(queries, k)
         n, m = len(self.vectors), len(queries)
-        if k < 1:
-            raise ValueError("k must be >= 1")
-        out_i = np.full((m, k), -1, dtype=np.int64)
-        out_d = np.full((m, k), np.inf, dtype=np.float64)
         if n == 0 or m == 0:
             return out_i, out_d
         extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0

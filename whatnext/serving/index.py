@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from whatnext.search import Exclude, mask_excluded, topk_smallest
+from whatnext.search import Exclude, answer_arrays, mask_excluded, topk_smallest
 
 
 class ServingIndex:
@@ -37,12 +37,8 @@ class ServingIndex:
         """Return ``(indices, distances)``, each (len(queries), k), nearest first; -1 / inf padded.
 
         A batch is screened with one matrix product (the item matrix is read once for all of its queries)."""
-        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        queries, out_i, out_d = answer_arrays(queries, k)
         n, m = len(self.vectors), len(queries)
-        if k < 1:
-            raise ValueError("k must be >= 1")
-        out_i = np.full((m, k), -1, dtype=np.int64)
-        out_d = np.full((m, k), np.inf, dtype=np.float64)
         if n == 0:
             return out_i, out_d
         rows = max(1, (64 << 20) // (4 * n))
