@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from whatnext.models.actor import ProtoActor
 from whatnext.models.items import ItemTable
 
 
@@ -26,7 +27,7 @@ def _encode(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torc
     return out, last
 
 
-class AgentModel(nn.Module):
+class AgentModel(ProtoActor):
     """The actor: an LSTM over a history's item vectors -> a proto-action in item-vector space.
 
     ``forward`` returns the proto-action after the last real item of each history;
@@ -36,20 +37,10 @@ class AgentModel(nn.Module):
     def __init__(self, n_items: int, feature_dim: int, learned_dim: int, hidden_size: int = 64,
                  num_layers: int = 1, dropout: float = 0.0) -> None:
         super().__init__()
-        self.items = ItemTable(n_items, feature_dim, learned_dim)
-        # untied output table: where proto-actions point (the item space recommendations live in)
-        self.out_items: ItemTable = ItemTable(n_items, feature_dim, learned_dim) if learned_dim else self.items
+        self._tables(n_items, feature_dim, learned_dim)
         self.lstm = nn.LSTM(self.items.dim, hidden_size, num_layers=num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
-        self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size, self.items.dim)
-        # logits = -||proto - item||^2 * exp(log_scale): a softmax over distances (hybrid algorithms)
-        self.log_scale = nn.Parameter(torch.tensor(0.0 if learned_dim else 3.0))
-
-    def _out(self, h: torch.Tensor) -> torch.Tensor:
-        out = self.head(self.drop(h))
-        # normalised features live in [0, 1]: keep proto-actions inside that box
-        return torch.sigmoid(out) if self.items.learned_dim == 0 else out
+        self._head(hidden_size, dropout, learned_dim)
 
     def sequence(self, hist: torch.Tensor) -> torch.Tensor:
         """Proto-actions after every position of right-padded histories: (B, W, dim)."""
@@ -60,12 +51,6 @@ class AgentModel(nn.Module):
         """Proto-action after each history's last item: (B, dim)."""
         _, last = _encode(self.lstm, self.items(hist), lengths)
         return self._out(last)
-
-    def logits(self, proto: torch.Tensor, item_vectors: torch.Tensor | None = None) -> torch.Tensor:
-        """Scores of every item for each proto-action: -scale * squared distance (..., n_items)."""
-        e = self.out_items.all() if item_vectors is None else item_vectors
-        # -(|p|^2 - 2 p.e + |e|^2); |p|^2 is constant per row, so it is left out of the softmax
-        return (2.0 * proto @ e.T - (e * e).sum(-1)) * self.log_scale.exp()
 
 
 #: per-candidate inputs of the critic's head: seen flag, log1p(transition count), transition share

@@ -17,10 +17,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from whatnext.models.items import ItemTable
+from whatnext.models.actor import ProtoActor
 
 
-class TransformerAgent(nn.Module):
+class TransformerAgent(ProtoActor):
     """The actor: causal pre-norm self-attention over a history's item vectors -> a proto-action.
 
     ``hidden_size`` is the model width (a multiple of ``heads``), ``num_layers`` the number of
@@ -32,8 +32,7 @@ class TransformerAgent(nn.Module):
         super().__init__()
         if hidden_size % heads:
             raise ValueError(f"hidden_size {hidden_size} is not a multiple of heads {heads}")
-        self.items = ItemTable(n_items, feature_dim, learned_dim)
-        self.out_items: ItemTable = ItemTable(n_items, feature_dim, learned_dim) if learned_dim else self.items
+        self._tables(n_items, feature_dim, learned_dim)
         self.window = window
         self.proj = nn.Linear(self.items.dim, hidden_size)
         self.positions = nn.Embedding(window, hidden_size)
@@ -42,13 +41,7 @@ class TransformerAgent(nn.Module):
                                            activation="gelu", batch_first=True, norm_first=True)
         # enable_nested_tensor off: that fast path needs a key-padding mask, which causal right padding does not need
         self.blocks = nn.TransformerEncoder(block, num_layers, norm=nn.LayerNorm(hidden_size), enable_nested_tensor=False)
-        self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size, self.items.dim)
-        self.log_scale = nn.Parameter(torch.tensor(0.0 if learned_dim else 3.0))
-
-    def _out(self, h: torch.Tensor) -> torch.Tensor:
-        out = self.head(self.drop(h))
-        return torch.sigmoid(out) if self.items.learned_dim == 0 else out
+        self._head(hidden_size, dropout, learned_dim)
 
     def encode(self, hist: torch.Tensor) -> torch.Tensor:
         """Hidden states after every position of right-padded histories (B, W, H); W <= window."""
@@ -69,8 +62,3 @@ class TransformerAgent(nn.Module):
         h = self.encode(hist)
         last = h[torch.arange(len(hist), device=hist.device), (lengths - 1).clamp(min=0)]
         return self._out(last)
-
-    def logits(self, proto: torch.Tensor, item_vectors: torch.Tensor | None = None) -> torch.Tensor:
-        """Scores of every item for each proto-action: -scale * squared distance (..., n_items)."""
-        e = self.out_items.all() if item_vectors is None else item_vectors
-        return (2.0 * proto @ e.T - (e * e).sum(-1)) * self.log_scale.exp()
