@@ -35,6 +35,26 @@ def id_text(col: pd.Series) -> pd.Series:
     return col.astype(str).str.strip()
 
 
+def id_codes(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Ids as integer codes and the text of each code (:func:`id_text`), codes in order of first appearance.
+
+    Only the distinct values are turned into text: at ten million rows over a million ids this is
+    what keeps loading in seconds (no Python string per row). Values that read the same once
+    trimmed (``" 7"`` and ``"7"``) share one code, as they share one text.
+    """
+    codes, uniq = pd.factorize(col)
+    text, merged = pd.factorize(id_text(pd.Series(uniq)))
+    return text[codes].astype(np.int64), np.asarray(merged, dtype=object)
+
+
+def item_codes(df: pd.DataFrame, cols: list[str], source: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`item_key` as integer codes and the id of each code (codes in order of first appearance)."""
+    if len(cols) == 1:
+        return id_codes(df[cols[0]])
+    codes, uniq = pd.factorize(item_key(df, cols, source))
+    return codes.astype(np.int64), np.asarray(uniq, dtype=object)
+
+
 def item_key(df: pd.DataFrame, cols: list[str], source: str) -> np.ndarray:
     """The item id of every row: one column's text, or several columns' texts joined by :data:`KEY_JOIN`."""
     if len(cols) == 1:
@@ -137,9 +157,13 @@ def varying_columns(df: pd.DataFrame, key: np.ndarray, cols: list[str]) -> dict[
     return {c: int(n) for c, n in many.items() if n}
 
 
-def check_conflicts(df: pd.DataFrame, key: np.ndarray, cols: list[str], source: str) -> None:
-    """DataError if one item id carries different feature values in different rows."""
-    if not cols:
+def check_conflicts(df: pd.DataFrame, key: np.ndarray, cols: list[str], source: str,
+                    names: np.ndarray | None = None) -> None:
+    """DataError if one item id carries different feature values in different rows.
+
+    ``key`` holds the item ids, or integer codes into ``names`` when ``names`` is given.
+    """
+    if not cols or not pd.Series(key).duplicated().any():  # one row per item: nothing to conflict
         return
     varying = varying_columns(df, key, cols)
     if not varying:
@@ -149,6 +173,8 @@ def check_conflicts(df: pd.DataFrame, key: np.ndarray, cols: list[str], source: 
     frame = pd.DataFrame({"k": key, "v": values.to_numpy()}, index=df.index).drop_duplicates()
     item = frame.loc[frame["k"].duplicated(keep=False), "k"].iloc[0]
     vals = frame.loc[frame["k"] == item, "v"].tolist()[:2]
+    if names is not None:
+        item = names[item]
     n_items = int(frame.loc[frame["k"].duplicated(keep=False), "k"].nunique())
     raise DataError(
         f"{source}: item '{shown(item)}' has conflicting features ('{shown(col)}' is {_plain(vals[0])} in one row and "

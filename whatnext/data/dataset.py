@@ -23,7 +23,16 @@ import numpy as np
 import pandas as pd
 
 from whatnext.config import Config, shown
-from whatnext.data.columns import ONE_USER, check_conflicts, choose_features, expand_multi_values, id_text, item_key, key_columns
+from whatnext.data.columns import (
+    ONE_USER,
+    check_conflicts,
+    choose_features,
+    expand_multi_values,
+    id_codes,
+    item_codes,
+    item_key,
+    key_columns,
+)
 from whatnext.data.readers import read_table
 from whatnext.data.times import parse_times
 from whatnext.errors import CheckpointError, DataError
@@ -267,8 +276,12 @@ def build_dataset(
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(f"{source}: row {row + 1} has an empty user, item or time ({int(bad.sum())} such rows); fill or drop them")
-    users = id_text(events[d.user_col]).to_numpy(dtype=object) if d.user_col else np.full(len(events), ONE_USER, dtype=object)
-    item_ids = item_key(events, item_cols, source)
+    # ids as integer codes (and the text of each code): no Python string per row
+    if d.user_col:
+        user_codes, user_names = id_codes(events[d.user_col])
+    else:
+        user_codes, user_names = np.zeros(len(events), np.int64), np.array([ONE_USER], dtype=object)
+    item_codes_, item_names = item_codes(events, item_cols, source)
     times, time_info = parse_times(events[time_col], source, time_col, d.time_format)
     report: dict[str, Any] = {"source": source, "missing_features": {}, "notes": notes}
     roles = {*key_cols, d.order_col, d.weight_col, *d.display_cols} - {""}
@@ -292,7 +305,7 @@ def build_dataset(
         check_conflicts(items, table_key, feature_cols, isrc)
         keep = ~pd.Series(table_key).duplicated().to_numpy()
         table, cat_ids = items[keep], table_key[keep]
-        played = pd.unique(item_ids)
+        played = item_names
         unknown = pd.Index(cat_ids).get_indexer(pd.Index(played)) < 0
         if unknown.any():
             missing = played[unknown]
@@ -303,12 +316,12 @@ def build_dataset(
     else:
         events, multi = expand_multi_values(events, d, source)
         candidates = [str(c) for c in events.columns if str(c) not in roles]
-        feature_cols, unused = choose_features(events, item_ids, d, candidates=candidates, forced=multi,
+        feature_cols, unused = choose_features(events, item_codes_, d, candidates=candidates, forced=multi,
                                                per_item=True, source=source)
         _numeric(events, feature_cols, source)  # every value a number before values are compared
-        check_conflicts(events, item_ids, feature_cols, source)
-        keep = ~pd.Series(item_ids).duplicated().to_numpy()
-        table, cat_ids = events[keep], item_ids[keep]
+        check_conflicts(events, item_codes_, feature_cols, source, item_names)
+        keep = ~pd.Series(item_codes_).duplicated().to_numpy()
+        table, cat_ids = events[keep], item_names  # codes number items in order of first appearance
 
     order = _id_order(cat_ids)
     table, cat_ids = table.iloc[order], cat_ids[order].astype(str)
@@ -317,11 +330,11 @@ def build_dataset(
     if raw is not None:
         raw = _finite(raw, feature_cols, cat_ids, report, lenient, src)
     catalogue = _catalogue(cat_ids, raw, feature_cols, table, cfg)
-    histories = _histories(users, catalogue.index_of(item_ids), times)
+    item_index = catalogue._index.get_indexer(pd.Index(item_names))[item_codes_]
+    histories = _histories(user_codes, user_names, item_index, times)
     lengths = histories.lengths
-    dup = pd.DataFrame({"u": users, "i": item_ids, "t": times}).duplicated().to_numpy()
     report.update({
-        "duplicate_events": int(dup.sum()),
+        "duplicate_events": _duplicates(histories),
         "single_event_users": int((lengths == 1).sum()),
         "single_event_user_ids": histories.user_ids[lengths == 1][:10].tolist(),
         "time_column": time_col,
@@ -405,11 +418,31 @@ def _finite(raw: np.ndarray, cols: list[str], ids: np.ndarray, report: dict, len
     return np.where(bad, np.nan_to_num(means)[None, :], raw)
 
 
+def _duplicates(h: Histories) -> int:
+    """How many events repeat an earlier one (same user, item and time).
+
+    Histories are sorted by user and time, so a repeat lies in a run of equal (user, time): only
+    those runs are compared (none at all in a log whose times never tie).
+    """
+    if len(h.items) < 2:
+        return 0
+    users = h.event_users()
+    tie = (users[1:] == users[:-1]) & (h.times[1:] == h.times[:-1])
+    if not tie.any():
+        return 0
+    rows = np.zeros(len(h.items), dtype=bool)
+    rows[1:] |= tie
+    rows[:-1] |= tie
+    return int(pd.DataFrame({"u": users[rows], "i": h.items[rows], "t": h.times[rows]}).duplicated().sum())
+
+
 def _id_order(ids: np.ndarray) -> np.ndarray:
-    """Sort order for item ids: numerically when all are numbers, else as strings."""
+    """Sort order for item ids: numerically when all are numbers (``007`` beside ``7`` by text), else as strings."""
     s = pd.Series(ids.astype(str))
     num = pd.to_numeric(s, errors="coerce")
     if num.notna().all():
+        if not num.duplicated().any():  # no two ids with one value: the numbers alone decide
+            return np.argsort(num.to_numpy(), kind="stable")
         return np.lexsort((s.to_numpy(), num.to_numpy()))
     return np.argsort(s.to_numpy(), kind="stable")
 
@@ -425,18 +458,32 @@ def _catalogue(ids: np.ndarray, raw: np.ndarray | None, cols: list[str], table: 
     return Catalogue(ids, feats, cols, lo.astype(np.float32), scale.astype(np.float32), display)
 
 
-def _histories(users: np.ndarray, items: np.ndarray, times: np.ndarray) -> Histories:
-    codes, uniq = pd.factorize(users)  # hash-based: much faster than sorting strings
+def _histories(codes: np.ndarray, uniq: np.ndarray, items: np.ndarray, times: np.ndarray) -> Histories:
+    """Histories from every event's user code (into ``uniq``, the user ids), item index and time."""
     order = _id_order(uniq)
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     codes = rank[codes]
-    # lexsort is stable: equal (user, time) keep the file's order
-    perm = np.lexsort((times, codes))
+    perm = _user_time_order(codes, times)
     counts = np.bincount(codes, minlength=len(uniq))
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     train_len = counts - (counts >= 2) - (counts >= 3)
     return Histories(uniq[order].astype(str), offsets, items[perm].astype(np.int64), times[perm], train_len.astype(np.int64))
+
+
+def _user_time_order(codes: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """The stable order of events by (user code, time): equal (user, time) keep the file's order.
+
+    Logs already grouped by user in time order, or sorted by time, take a cheap path.
+    """
+    if len(codes) < 2:
+        return np.arange(len(codes))
+    dc, dt = np.diff(codes), np.diff(times)
+    if ((dc > 0) | ((dc == 0) & (dt >= 0))).all():
+        return np.arange(len(codes))
+    if (dt >= 0).all():
+        return np.argsort(codes, kind="stable")
+    return np.lexsort((times, codes))
 
 
 def pad_histories(histories: Sequence[np.ndarray], window: int) -> tuple[np.ndarray, np.ndarray]:
