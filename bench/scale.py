@@ -2,6 +2,7 @@
 
     python bench/scale.py                        # 1e5, 1e6 and 1e7 plays
     python bench/scale.py --plays 100000 1000000 --steps 200
+    python bench/scale.py --plays 1e7 --threads 2            # the 1e7 row with torch on both cores
 
 For each size a synthetic log with sequential structure is written as Parquet (items = plays
 / 10, users = plays / 50): items form moods of 100 songs with 8 features around the mood's
@@ -73,7 +74,7 @@ def generate(folder: Path, plays: int, seed: int = 0) -> tuple[Path, Path]:
     return ev, it
 
 
-def child(events: str, items: str, steps: int, queries: int, index_kind: str = "auto") -> None:
+def child(events: str, items: str, steps: int, queries: int, index_kind: str = "auto", threads: int = 1) -> None:
     """In a fresh process: load, train ``steps`` steps, recommend, recall; print one JSON line."""
     import numpy as np
     import torch
@@ -88,7 +89,8 @@ def child(events: str, items: str, steps: int, queries: int, index_kind: str = "
     from whatnext.search import FaissIndex, recall_at
 
     out: dict[str, float | str] = {}
-    cfg = load_config(None, {"data.path": events, "data.items_path": items, "recommend.index": index_kind})
+    cfg = load_config(None, {"data.path": events, "data.items_path": items, "recommend.index": index_kind,
+                             "train.threads": threads})
     t = time.perf_counter()
     ds = load_dataset(cfg)
     out["load_s"] = time.perf_counter() - t
@@ -97,6 +99,7 @@ def child(events: str, items: str, steps: int, queries: int, index_kind: str = "
     t = time.perf_counter()
     agent = Agent(State(ds), cfg)
     agent.wake()
+    out["threads"] = torch.get_num_threads()
     positions = positions_for(ds, cfg.train.algorithm, cfg.model.window)
     out["setup_s"] = time.perf_counter() - t
     spe = steps_per_epoch(len(positions), cfg.train.batch_size)
@@ -161,10 +164,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200, help="timed learning steps per size (after 5 warm-up)")
     ap.add_argument("--queries", type=int, default=300, help="one-user recommendations timed per size")
     ap.add_argument("--index", default="auto", choices=("auto", "exact", "ivf", "hnsw"), help="recommend.index")
+    ap.add_argument("--threads", type=int, default=1, help="train.threads (torch CPU threads; 1 is the default)")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], args.steps, args.queries, args.index)
+        child(args.child[0], args.child[1], args.steps, args.queries, args.index, args.threads)
         return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -176,7 +180,7 @@ def main() -> None:
             gen_s = time.perf_counter() - t
             load_before = os.getloadavg()[0]
             r = subprocess.run([sys.executable, __file__, "--child", str(ev), str(it), "--steps", str(args.steps),
-                                "--queries", str(args.queries), "--index", args.index], check=False, capture_output=True, text=True)
+                                "--queries", str(args.queries), "--index", args.index, "--threads", str(args.threads)], check=False, capture_output=True, text=True)
             if r.returncode != 0:
                 print(f"{plays} plays: the child failed:\n{r.stderr[-2000:]}")
                 continue
@@ -185,7 +189,7 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     print(f"\ntraining: {args.steps} timed steps per size, extrapolated to one epoch; default config "
-          f"(hybrid, batch 32 windows of 50, re-rank 50, threads 1)")
+          f"(hybrid, batch 32 windows of 50, re-rank 50, threads {args.threads})")
     head = ("plays", "items", "users", "load s", "peak RSS MB", "softmax", "s/step", "epoch s (extrap.)",
             "us/play", "index", "build s", "rec p50 ms", "rec p99 ms", "search p50 ms", "search p99 ms", "recall@10", "load avg")
     print(" | ".join(head))
