@@ -95,6 +95,33 @@ def fail(message: str, code: int, as_json: bool = False) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _worker_rank() -> int | None:
+    """This process's rank when torchrun (or --nproc) started it as one of several, else None."""
+    import os
+
+    try:
+        return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+    except ValueError:
+        return None
+
+
+def _fail_here(message: str, code: int, as_json: bool) -> typer.Exit:
+    """fail(), in a distributed worker: the line names the rank and is recorded for the launcher; under
+    ``--nproc`` the launcher prints it (one line for the job), so the worker only records it."""
+    import os
+
+    rank = _worker_rank()
+    if rank is None:
+        return fail(message, code, as_json)
+    from whatnext.rl.distributed import record_failure
+    from whatnext.rl.launch import LAUNCHED
+
+    record_failure(message)
+    if os.environ.get(LAUNCHED):
+        return typer.Exit(code)
+    return fail(f"rank {rank}: {message}", code, as_json)
+
+
 def _message_for(e: WhatnextError, config: Any) -> str:
     """The error's message; in a setup.txt project 'set data.X' names the setup.txt way."""
     msg = str(e)
@@ -121,7 +148,7 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except WhatnextError as e:
-            raise fail(_message_for(e, kwargs.get("config")), e.exit_code, as_json) from None
+            raise _fail_here(_message_for(e, kwargs.get("config")), e.exit_code, as_json) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130, as_json) from None
         except (typer.Exit, typer.Abort, SystemExit):
@@ -297,6 +324,7 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar.")] = False,
     plays: Annotated[Optional[Path], typer.Option("--plays", help="Also train on the plays a server logged (models_dir/RUN/plays.jsonl): appended to the users' histories.", show_default=False)] = None,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also write the metrics as TensorBoard event files in models_dir/RUN (sets train.tensorboard).")] = False,
+    nproc: Annotated[Optional[int], typer.Option("--nproc", help="Train in N processes on this machine (torch.distributed: gloo on CPU, nccl on CUDA), each on 1/N of every batch; the same as torchrun --nproc-per-node N -m whatnext train ...", show_default=False)] = None,
     sets: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -304,6 +332,17 @@ def train(
     from whatnext import engine
     from whatnext.cli.render import TrainProgress
 
+    if nproc is not None and _worker_rank() is None:
+        args = ["train", *(["--config", str(config)] if config else []), *(["--epochs", str(epochs)] if epochs is not None else []),
+                *(["--seed", str(seed)] if seed is not None else []), *(["--run", run] if run else []),
+                *(["--algorithm", algorithm] if algorithm else []), *(["--plays", str(plays)] if plays else []),
+                *(["--resume"] if resume else []), *(["--force"] if force else []), *(["--quiet"] if quiet else []),
+                *(["--tensorboard"] if tensorboard else []), *(["--json"] if as_json else []),
+                *[a for kv in sets or [] for a in ("--set", kv)]]
+        if nproc > 1:
+            engine.train_processes(nproc, args)
+            return
+        engine.check_nproc(nproc)
     overrides = _overrides(sets, **{"train.epochs": epochs, "train.samples": 0 if epochs is not None else None,
                                     "train.seed": seed, "paths.run": run, "train.algorithm": algorithm,
                                     "train.tensorboard": True if tensorboard else None})
@@ -312,6 +351,8 @@ def train(
         progress = TrainProgress(con, plain=quiet or as_json or not con.is_terminal, interrupt=interrupt,
                                  config=config)
         summary = engine.train(config, overrides, resume=resume, callback=progress, force=force, plays=plays)
+        if summary.get("rank", 0) != 0:
+            return  # rank 0 reports for the job
         if as_json:
             print_json(summary)
         else:
