@@ -42,13 +42,19 @@ def exit_code_for(code: int) -> int:
     return code if code in (1, 2, 3, 4, 5, 6, 7, 130) else 7
 
 
+def _text(failure: Any) -> str:
+    """What a failed rank recorded (its one line), or ''."""
+    m = failure.message if failure.error_file_data.get("message") else ""
+    return str(m.get("message", "") if isinstance(m, dict) else m)
+
+
 def root_cause(failures: dict[int, Any]) -> tuple[int, Any]:
     """The failure to report: a rank's own error before another's lost contact, then the earliest, then the lowest rank."""
     from whatnext.rl.distributed import LOST
 
     def key(item: tuple[int, Any]) -> tuple[bool, int, int]:
         rank, f = item
-        return (str(f.message).startswith(LOST), int(f.timestamp), rank)
+        return (_text(f).startswith(LOST), int(f.timestamp), rank)
 
     return min(failures.items(), key=key)
 
@@ -59,7 +65,7 @@ def describe(rank: int, failure: Any) -> tuple[str, int]:
     if code < 0:
         return (f"rank {rank} was killed by signal {-code} ({failure.signal_name()}); the job stopped — continue it "
                 f"from its newest checkpoint with --resume"), 7
-    message = str(failure.message) if failure.error_file_data.get("message") else ""
+    message = _text(failure)
     if not message:
         return f"rank {rank} exited with code {code} without a message; the job stopped", exit_code_for(code)
     return f"rank {rank}: {message}", exit_code_for(code)
