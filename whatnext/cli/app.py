@@ -311,7 +311,7 @@ def _interrupted(summary: dict[str, Any], config: Path | None, as_json: bool) ->
 
 
 @app.command(epilog="Examples: whatnext train --config demo/whatnext.toml --epochs 3 --run short  ·  "
-             "whatnext train --config demo/whatnext.toml --run short --resume")
+             "whatnext train --config demo/whatnext.toml --run short --resume  ·  whatnext train --config demo/whatnext.toml --nproc 2")
 @handle_errors
 def train(
     config: ConfigOpt = None,
@@ -333,16 +333,13 @@ def train(
     from whatnext.cli.render import TrainProgress
 
     if nproc is not None and _worker_rank() is None:
-        args = ["train", *(["--config", str(config)] if config else []), *(["--epochs", str(epochs)] if epochs is not None else []),
-                *(["--seed", str(seed)] if seed is not None else []), *(["--run", run] if run else []),
-                *(["--algorithm", algorithm] if algorithm else []), *(["--plays", str(plays)] if plays else []),
-                *(["--resume"] if resume else []), *(["--force"] if force else []), *(["--quiet"] if quiet else []),
-                *(["--tensorboard"] if tensorboard else []), *(["--json"] if as_json else []),
-                *[a for kv in sets or [] for a in ("--set", kv)]]
-        if nproc > 1:
-            engine.train_processes(nproc, args)
-            return
         engine.check_nproc(nproc)
+        if nproc > 1:  # each process runs this command without --nproc
+            engine.train_processes(nproc, _train_args(
+                {"--config": config, "--epochs": epochs, "--seed": seed, "--run": run, "--algorithm": algorithm,
+                 "--plays": plays}, {"--resume": resume, "--force": force, "--quiet": quiet,
+                                     "--tensorboard": tensorboard, "--json": as_json}, sets))
+            return
     overrides = _overrides(sets, **{"train.epochs": epochs, "train.samples": 0 if epochs is not None else None,
                                     "train.seed": seed, "paths.run": run, "train.algorithm": algorithm,
                                     "train.tensorboard": True if tensorboard else None})
@@ -359,6 +356,18 @@ def train(
             progress.summary(summary)
         if summary["status"] == "interrupted":
             raise _interrupted(summary, config, as_json)
+
+
+def _train_args(values: dict[str, Any], flags: dict[str, bool], sets: list[str] | None) -> list[str]:
+    """The ``whatnext train`` command line of one process of a --nproc job (the options given, as given)."""
+    args = ["train"]
+    for opt, value in values.items():
+        if value is not None:
+            args += [opt, str(value)]
+    args += [opt for opt, on in flags.items() if on]
+    for kv in sets or []:
+        args += ["--set", kv]
+    return args
 
 
 @app.command(epilog="Examples: whatnext recommend --config demo/whatnext.toml --user 7 -k 5  ·  "
