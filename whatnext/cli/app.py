@@ -150,7 +150,7 @@ def handle_errors(fn: F) -> F:
         except WhatnextError as e:
             raise _fail_here(_message_for(e, kwargs.get("config")), e.exit_code, as_json) from None
         except KeyboardInterrupt:
-            raise fail("interrupted", 130, as_json) from None
+            raise _fail_here("interrupted", 130, as_json) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as e:  # a bug: one line, unless the user asks for the traceback
@@ -282,6 +282,10 @@ class _Interrupt:
         import signal
 
         self._old = signal.signal(signal.SIGINT, self._handle)
+        # a distributed worker: torch's launcher answers Ctrl-C with SIGTERM to every process; treated
+        # the same, rank 0 saves at the end of the step (all ranks stop there together)
+        self.worker = _worker_rank()
+        self._old_term = signal.signal(signal.SIGTERM, self._handle) if self.worker is not None else None
         return self
 
     def arm(self) -> None:
@@ -289,6 +293,9 @@ class _Interrupt:
         self.armed = True
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.worker:  # ranks > 0 stop when rank 0 says (or when it is gone); rank 0 speaks for the job
+            self.hit = True
+            return
         if not self.armed:
             raise KeyboardInterrupt
         sys.stderr.write("\nsaving, please wait (the checkpoint is being written; Ctrl-C cannot cut it short)\n"
@@ -300,14 +307,16 @@ class _Interrupt:
         import signal
 
         signal.signal(signal.SIGINT, self._old)
+        if self._old_term is not None:
+            signal.signal(signal.SIGTERM, self._old_term)
 
 
 def _interrupted(summary: dict[str, Any], config: Path | None, as_json: bool) -> typer.Exit:
     run = Path(summary["run_dir"]).name
     cmd = "whatnext train --resume" + (f" --config {q(config)}" if config else "") + f" --run {q(run)}"
     target = summary.get("total_steps")
-    return fail(f"interrupted at step {summary['steps']} of {target}; checkpoint saved to {summary['checkpoint']}; "
-                f"resume (to step {target}) with: {cmd}", 130, as_json)
+    return _fail_here(f"interrupted at step {summary['steps']} of {target}; checkpoint saved to {summary['checkpoint']}; "
+                      f"resume (to step {target}) with: {cmd}", 130, as_json)
 
 
 @app.command(epilog="Examples: whatnext train --config demo/whatnext.toml --epochs 3 --run short  ·  "

@@ -15,7 +15,7 @@ import sys
 import uuid
 from typing import Any
 
-from whatnext.errors import ConfigError, TrainingError
+from whatnext.errors import ConfigError, Interrupted, TrainingError
 
 #: set in the processes :func:`launch` starts: they record their error for it instead of printing it
 LAUNCHED = "WHATNEXT_LAUNCHED"
@@ -78,6 +78,7 @@ def launch(nproc: int, args: list[str], *, threads: int = 1) -> None:
     processes do not fight over the cores; ``train.threads`` still decides torch's own count.
     """
     check_nproc(nproc)
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -87,19 +88,26 @@ def launch(nproc: int, args: list[str], *, threads: int = 1) -> None:
         max_restarts=0, monitor_interval=0.1,
     )
     saved = {k: os.environ.get(k) for k in (LAUNCHED, "OMP_NUM_THREADS")}
-    quiet = logging.getLogger("torch.distributed.elastic")
-    level = quiet.level
+    # the agent's own warnings and errors: the one line below says what failed
+    quiet = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict) if n.startswith("torch.distributed")]
+    levels = [q.level for q in quiet]
     os.environ[LAUNCHED] = "1"
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    quiet.setLevel(logging.CRITICAL)  # the agent's own warnings; the one line below says what failed
+    for q in quiet:
+        q.setLevel(logging.CRITICAL)
     try:
         elastic_launch(config, sys.executable)("-m", "whatnext", *args)
     except ChildFailedError as e:
         rank, failure = root_cause(e.failures)
         message, code = describe(rank, failure)
         raise RankFailed(message, code) from None
+    except SignalException as e:  # Ctrl-C (or a SIGTERM) reached the launcher: it has stopped every process
+        raise Interrupted(f"interrupted by signal {e.sigval.value} ({e.sigval.name}); every process was asked to stop, "
+                          f"rank 0 saving a checkpoint at the end of its step when training had begun; continue with "
+                          f"--resume") from None
     finally:
-        quiet.setLevel(level)
+        for q, level in zip(quiet, levels, strict=True):
+            q.setLevel(level)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
