@@ -1,6 +1,6 @@
 """1 process vs 2 processes (torch.distributed, gloo, 1 thread each): training throughput and test quality (#14).
 
-    python bench/distributed.py                       # synthetic 1e6 plays + MovieLens 100K, about 4 minutes
+    python bench/distributed.py                       # synthetic 1e6 plays + MovieLens 100K, about 4 minutes on a quiet machine
     python bench/distributed.py --steps 600 --epochs 10 --ml ../shared/data/ml-100k/u.data
 
 Every run is ``whatnext train`` (``--nproc 2`` for two processes) with the built-in defaults, 1 thread per
@@ -52,7 +52,7 @@ def run(folder: Path, data: str, items: str | None, nproc: int, sets: list[str],
     cfg.write_text(f'[data]\npath = "{data}"\n' + (f'items_path = "{items}"\n' if items else "")
                    + '\n[paths]\nmodels_dir = "models"\n')
     cmd = [sys.executable, "-m", "whatnext", "train", "--config", str(cfg), "--run", name, "--json", "--quiet",
-           "--set", "train.threads=1", "--set", "train.checkpoint_every=1000000000", *sum((["--set", s] for s in sets), [])]
+           "--set", "train.threads=1", "--set", "train.checkpoint_every=1000000000", *[a for s in sets for a in ("--set", s)]]
     if nproc > 1:
         cmd += ["--nproc", str(nproc)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
@@ -82,9 +82,9 @@ def test_quality(r: dict) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--plays", type=float, default=1e6, help="size of the synthetic log (0: leave it out)")
-    ap.add_argument("--steps", type=int, default=300, help="global steps timed on the synthetic log")
+    ap.add_argument("--steps", type=int, default=200, help="global steps timed on the synthetic log")
     ap.add_argument("--ml", default=str(ML), help="MovieLens 100K u.data ('' to leave it out)")
-    ap.add_argument("--epochs", type=int, default=5, help="epochs on MovieLens (the same for 1 and 2 processes)")
+    ap.add_argument("--epochs", type=int, default=4, help="epochs on MovieLens (the same for 1 and 2 processes)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     sys.path.insert(0, str(HERE))

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -94,8 +95,8 @@ def shard(batch: np.ndarray, world: World) -> tuple[np.ndarray, float]:
 
 
 def rank_seed(seed: int, rank: int) -> int:
-    """A step's seed on one rank: rank 0 keeps the single-process seed, the others derive their own
-    (exploration noise, dropout and negatives are independent across ranks, reproducible per rank)."""
+    """A step's torch seed on one rank: rank 0 keeps the single-process seed, the others derive their own
+    (exploration noise and dropout are independent across ranks, reproducible per rank)."""
     return seed if rank == 0 else (seed * 1_000_003 + 7_919 * rank) % (2**63)
 
 
@@ -132,7 +133,9 @@ class Replica:
         return part
 
     def seed(self, seed: int) -> int:
-        """This rank's seed for a step."""
+        """This rank's torch seed for a step (the step's numpy generator, which draws the sampled
+        softmax's negatives, is the same on every rank: the ranks share one set of negatives, so
+        the item-table rows a step touches are what one process would touch)."""
         return rank_seed(seed, self.world.rank)
 
     # -- collectives -------------------------------------------------------------------
@@ -153,21 +156,20 @@ class Replica:
             return
         import torch.distributed as dist
 
-        grads = [p for p in params if p.grad is not None]
-        dense = [p for p in grads if not p.grad.is_sparse]
+        grads = [(p, p.grad) for p in params if p.grad is not None]
+        dense = [g for _, g in grads if not g.is_sparse]
         if dense:
-            flat = torch.cat([p.grad.reshape(-1) for p in dense]).mul_(self.weight)
+            flat = torch.cat([g.reshape(-1) for g in dense]).mul_(self.weight)
             self._run("gradient averaging", lambda: dist.all_reduce(flat))
             at = 0
-            for p in dense:
-                n = p.grad.numel()
-                p.grad.copy_(flat[at : at + n].view_as(p.grad))
-                at += n
-        for p in grads:
-            if p.grad.is_sparse:
-                g = (p.grad.coalesce() * self.weight).coalesce()
-                self._run("sparse gradient averaging", lambda g=g: dist.all_reduce(g))
-                p.grad = g.coalesce()
+            for g in dense:
+                g.copy_(flat[at : at + g.numel()].view_as(g))
+                at += g.numel()
+        for p, g in grads:
+            if g.is_sparse:
+                summed = (g.coalesce() * self.weight).coalesce()
+                self._run("sparse gradient averaging", partial(dist.all_reduce, summed))
+                p.grad = summed.coalesce()
 
     def mean_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
         """The step's metrics averaged over the ranks (weighted as the gradients): what rank 0
@@ -220,7 +222,7 @@ class Replica:
 
         for m in modules:
             for t in [*m.parameters(), *m.buffers()]:
-                self._run("start-up", lambda t=t: dist.broadcast(t.data, 0))
+                self._run("start-up", partial(dist.broadcast, t.data, 0))
 
 
 #: the single process: every method is the identity

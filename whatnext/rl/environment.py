@@ -68,9 +68,10 @@ def learning_steps(cfg: Config, dataset: Dataset, positions: np.ndarray, start: 
             order, order_epoch = epoch_order(t.seed, epoch, len(positions)), epoch
         batch = make_batch(dataset, replica.take(positions[order[i * t.batch_size : (i + 1) * t.batch_size]]),
                            cfg.model.window)
-        s = replica.seed(step_seed(t.seed, step))
-        torch.manual_seed(s)  # dropout
-        yield step, epoch, i, batch, np.random.default_rng(s), torch.Generator().manual_seed(s)
+        s = step_seed(t.seed, step)
+        r = replica.seed(s)  # per rank: exploration noise and dropout; negatives (numpy) are shared
+        torch.manual_seed(r)  # dropout
+        yield step, epoch, i, batch, np.random.default_rng(s), torch.Generator().manual_seed(r)
 
 
 def total_steps(cfg: Config, steps_in_epoch: int) -> int:
