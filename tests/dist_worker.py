@@ -6,7 +6,7 @@ overrides as ``--set``) and records, per rank, in OUT:
 - ``rank{R}.pt``: the trained actor's and critic's state_dicts (captured from the Agent the loop built);
 - ``writes{R}.txt``: every file the process wrote, renamed or deleted in the run folder (one path a line),
   through the checkpoint module's atomic writes, its deletions, the lock and the metrics log;
-- ``summary{R}.json``: what train() returned.
+- ``summary{R}.json``: what train() returned, and how the sparse gradients travelled (``sparse_allreduce``).
 """
 
 from __future__ import annotations
@@ -47,4 +47,5 @@ out.mkdir(parents=True, exist_ok=True)
 a = agents[-1]
 torch.save({"actor": a.actor.state_dict(), "critic": a.critic.state_dict()}, out / f"rank{rank}.pt")
 (out / f"writes{rank}.txt").write_text("".join(w + "\n" for w in writes))
-(out / f"summary{rank}.json").write_text(json.dumps(summary, default=str))
+(out / f"summary{rank}.json").write_text(json.dumps({**summary, "sparse_allreduce": a.replica.sparse_allreduce},
+                                                   default=str))

@@ -50,10 +50,12 @@ def _whatnext(cfg: Path, *args: str, timeout: float = LIMIT) -> subprocess.Compl
                           cwd=cfg.parent, capture_output=True, text=True, timeout=timeout, env=_env(), check=False)
 
 
-def _worker_job(cfg: Path, out: Path, *sets: str, nproc: int = 2) -> subprocess.CompletedProcess:
+def _worker_job(cfg: Path, out: Path, *sets: str, nproc: int = 2, env: dict[str, str] | None = None,
+                ) -> subprocess.CompletedProcess:
     cmd = [*TORCHRUN, "--nproc-per-node", str(nproc), "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:0",
            str(HERE / "dist_worker.py"), str(cfg), str(out), *sets]
-    done = subprocess.run(cmd, cwd=cfg.parent, capture_output=True, text=True, timeout=LIMIT, env=_env(), check=False)
+    done = subprocess.run(cmd, cwd=cfg.parent, capture_output=True, text=True, timeout=LIMIT, env={**_env(), **(env or {})},
+                          check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -111,13 +113,15 @@ def test_nproc_out_of_range_is_refused() -> None:
 # -- real jobs --------------------------------------------------------------------------------
 
 
-def test_two_processes_keep_equal_weights_and_only_rank0_writes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sparse", ["allreduce", pytest.param("gather", marks=pytest.mark.slow)])
+def test_two_processes_keep_equal_weights_and_only_rank0_writes(tmp_path: Path, sparse: str) -> None:
     """Sampled softmax (sparse item-table gradients) and the critic: after every step the ranks'
     weights are bit-identical (the weights differ if the gradients are not averaged: each rank
-    sees other windows), and only rank 0 touches the run folder."""
+    sees other windows), and only rank 0 touches the run folder. ``gather``: the sparse gradients
+    travel by all_gather, nccl's way, here under gloo."""
     cfg = _project(tmp_path, epochs=2, checkpoint_every=5)
     out = tmp_path / "out"
-    _worker_job(cfg, out, "train.negatives=8")
+    _worker_job(cfg, out, "train.negatives=8", env={distributed.GATHER_SPARSE: "1" if sparse == "gather" else "0"})
     r0, r1 = (torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     for part in ("actor", "critic"):
         assert ch.state_equal(r0[part], r1[part]), part
@@ -127,6 +131,7 @@ def test_two_processes_keep_equal_weights_and_only_rank0_writes(tmp_path: Path) 
     s0, s1 = (json.loads((out / f"summary{r}.json").read_text()) for r in (0, 1))
     assert s0["processes"] == s1["processes"] == 2 and s0["status"] == s1["status"] == "finished"
     assert s0["steps"] == s1["steps"] == s0["total_steps"]
+    assert s0["sparse_allreduce"] is (sparse == "allreduce")
     saved = _final(cfg.parent / "models" / "default")
     assert ch.state_equal(saved["actor"], r0["actor"])
 

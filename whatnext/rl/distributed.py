@@ -40,6 +40,8 @@ import torch
 
 from whatnext.errors import ConfigError, TrainingError
 
+#: set to 1: sum sparse gradients through all_gather under gloo too (nccl's path, testable on CPUs)
+GATHER_SPARSE = "WHATNEXT_GATHER_SPARSE"
 #: the first words of a PeerLost message: how the launcher tells lost contact from a root cause
 LOST = "lost contact with the other training processes"
 
@@ -111,7 +113,8 @@ class Replica:
     def __init__(self, world: World, timeout_s: float = 600.0) -> None:
         self.world, self.timeout_s = world, timeout_s
         self.weight = 1.0  # this rank's share of the current global batch
-        self.device = torch.device("cpu")
+        self.device = torch.device("cpu")  # where collectives' own tensors live (nccl: this rank's GPU)
+        self.sparse_allreduce = True  # gloo sums sparse tensors itself; nccl cannot (gathered instead)
 
     @property
     def active(self) -> bool:
@@ -167,9 +170,34 @@ class Replica:
                 at += g.numel()
         for p, g in grads:
             if g.is_sparse:
-                summed = (g.coalesce() * self.weight).coalesce()
-                self._run("sparse gradient averaging", partial(dist.all_reduce, summed))
-                p.grad = summed.coalesce()
+                part = (g.coalesce() * self.weight).coalesce()
+                if self.sparse_allreduce:
+                    self._run("sparse gradient averaging", partial(dist.all_reduce, part))
+                    p.grad = part.coalesce()
+                else:
+                    p.grad = self._run("sparse gradient averaging", partial(self._gathered_sum, part))
+
+    def _gathered_sum(self, part: torch.Tensor) -> torch.Tensor:
+        """The sum over the ranks of a coalesced sparse (rows, ...) tensor through all_gather (what
+        nccl offers): every rank concatenates the same parts in rank order, so every rank's sum is the same."""
+        import torch.distributed as dist
+
+        idx, val, dev = part.indices()[0], part.values(), part.device
+        n = torch.tensor([idx.numel()], dtype=torch.int64, device=dev)
+        sizes = [torch.zeros_like(n) for _ in range(self.world.size)]
+        dist.all_gather(sizes, n)
+        counts = [int(c.item()) for c in sizes]
+        most = max(counts)
+        pad_idx = torch.zeros(most, dtype=idx.dtype, device=dev)
+        pad_val = torch.zeros((most, *val.shape[1:]), dtype=val.dtype, device=dev)
+        pad_idx[: len(idx)], pad_val[: len(idx)] = idx, val
+        all_idx = [torch.empty_like(pad_idx) for _ in counts]
+        all_val = [torch.empty_like(pad_val) for _ in counts]
+        dist.all_gather(all_idx, pad_idx)
+        dist.all_gather(all_val, pad_val)
+        rows = torch.cat([a[:c] for a, c in zip(all_idx, counts, strict=True)])
+        vals = torch.cat([a[:c] for a, c in zip(all_val, counts, strict=True)])
+        return torch.sparse_coo_tensor(rows[None], vals, part.shape).coalesce()
 
     def mean_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
         """The step's metrics averaged over the ranks (weighted as the gradients): what rank 0
@@ -179,7 +207,7 @@ class Replica:
         import torch.distributed as dist
 
         keys = sorted(metrics)
-        t = torch.tensor([metrics[k] * self.weight for k in keys], dtype=torch.float64)
+        t = torch.tensor([metrics[k] * self.weight for k in keys], dtype=torch.float64, device=self.device)
         self._run("metric averaging", lambda: dist.all_reduce(t))
         return dict(zip(keys, t.tolist(), strict=True))
 
@@ -189,7 +217,7 @@ class Replica:
             return code
         import torch.distributed as dist
 
-        t = torch.tensor([code], dtype=torch.int64)
+        t = torch.tensor([code], dtype=torch.int64, device=self.device)
         self._run("the stop decision", lambda: dist.broadcast(t, 0))
         return int(t.item())
 
@@ -205,14 +233,13 @@ class Replica:
             buf = io.BytesIO()
             torch.save(obj, buf)
             data = torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
-        n = torch.tensor([len(data)], dtype=torch.int64)
+        n = torch.tensor([len(data)], dtype=torch.int64, device=self.device)
         self._run("start-up", lambda: dist.broadcast(n, 0))
-        if not self.main:
-            data = torch.empty(int(n.item()), dtype=torch.uint8)
+        data = data.to(self.device) if self.main else torch.empty(int(n.item()), dtype=torch.uint8, device=self.device)
         self._run("start-up", lambda: dist.broadcast(data, 0))
         if self.main:
             return obj
-        return torch.load(io.BytesIO(data.numpy().tobytes()), weights_only=True)
+        return torch.load(io.BytesIO(data.cpu().numpy().tobytes()), weights_only=True)
 
     def align(self, *modules: torch.nn.Module) -> None:
         """Rank 0's parameters and buffers on every rank (as DDP does when it wraps a module)."""
@@ -273,7 +300,9 @@ def session(world: World, device: torch.device, timeout_s: float) -> Iterator[Re
             raise PeerLost(f"{LOST} at start-up ({first}); check MASTER_ADDR/MASTER_PORT or --rdzv-endpoint, "
                            f"and that every node started") from None
     replica = Replica(world, timeout_s)
-    replica.device = device
+    if device.type == "cuda":
+        replica.device = torch.device("cuda", torch.cuda.current_device())
+    replica.sparse_allreduce = dist.get_backend() == "gloo" and os.environ.get(GATHER_SPARSE) != "1"
     try:
         yield replica
     finally:
