@@ -260,3 +260,33 @@ def test_two_nodes_rendezvous_on_localhost(tmp_path: Path) -> None:
     assert summary["processes"] == 2 and summary["status"] == "finished"
     assert outs[1][0].strip() == ""
     assert _final(cfg.parent / "models" / "default")["step"] == summary["total_steps"]
+
+
+def test_a_rank_whose_config_differs_from_rank0s_is_refused(tmp_path: Path) -> None:
+    """agree_on_plan against what rank 0 would send: another batch size is refused with one line; another
+    target (a node that cannot read the run's recorded --epochs) follows rank 0's."""
+    from whatnext.errors import ConfigError
+    from whatnext.rl.agent import Agent
+    from whatnext.rl.state import State
+
+    ds = ch.dataset()
+    cfg = ch.config(tmp_path, "hybrid")
+    agent = Agent(State(ds), cfg)
+
+    class FromRank0(Replica):
+        def __init__(self, plan: dict) -> None:
+            super().__init__(World(1, 2))
+            self.plan = plan
+
+        def share(self, obj):  # what rank 0 sent
+            return {"plan": {**obj["plan"], **self.plan}, "payload": None}
+
+        def align(self, *modules) -> None:
+            pass
+
+    total, payload = distributed.agree_on_plan(FromRank0({"total": 99}), agent, cfg, 90, 12, None)
+    assert (total, payload) == (99, None)
+    with pytest.raises(ConfigError) as e:
+        distributed.agree_on_plan(FromRank0({"batch_size": 32}), agent, cfg, 90, 12, None)
+    assert str(e.value) == (f"rank 1: train.batch_size is {cfg.train.batch_size} here but 32 on rank 0; give every "
+                            f"process the same data, config and --set options")
