@@ -24,9 +24,9 @@ from whatnext import checkpoints
 from whatnext.config import Config
 from whatnext.data import PAD, Dataset
 from whatnext.errors import CheckpointError, ConfigError, OutputExistsError, TrainingError
+from whatnext.rl import distributed
 from whatnext.rl import payload as payload_checks
 from whatnext.rl.agent import Agent
-from whatnext.rl import distributed
 from whatnext.rl.algorithms import positions_for, resolve_device, steps_per_epoch
 from whatnext.rl.batch import Batch, make_batch
 from whatnext.rl.callbacks import Callback, CallbackList, JsonlWriter, TensorBoardWriter
