@@ -289,5 +289,5 @@ def test_a_rank_whose_config_differs_from_rank0s_is_refused(tmp_path: Path) -> N
     assert (total, payload) == (99, None)
     with pytest.raises(ConfigError) as e:
         distributed.agree_on_plan(FromRank0({"batch_size": 32}), agent, cfg, 90, 12, None)
-    assert str(e.value) == (f"rank 1: train.batch_size is {cfg.train.batch_size} here but 32 on rank 0; give every "
+    assert str(e.value) == (f"train.batch_size is {cfg.train.batch_size} here but 32 on rank 0; give every "
                             f"process the same data, config and --set options")

@@ -263,7 +263,8 @@ _PLAN = {"positions": "the number of training positions (the data)", "fingerprin
 def agree_on_plan(replica: Replica, agent: Any, cfg: Any, n_positions: int, total: int,
                   payload: dict[str, Any] | None) -> tuple[int, dict[str, Any] | None]:
     """Start-up: rank 0's target (total steps) and resumed checkpoint on every rank, rank 0's
-    weights in every module; a rank whose data or config differs from rank 0's is refused.
+    weights in every module; a rank whose data or config differs from rank 0's is refused (the CLI and
+    the launcher put the rank before the message).
 
     Rank 0's total wins because only it reads the run folder (a node without that folder cannot
     know the target ``--resume`` recorded)."""
@@ -275,7 +276,7 @@ def agree_on_plan(replica: Replica, agent: Any, cfg: Any, n_positions: int, tota
     plan = got["plan"]
     for key, what in _PLAN.items():
         if plan[key] != mine[key]:
-            raise ConfigError(f"rank {replica.world.rank}: {what} is {mine[key]!r} here but {plan[key]!r} on rank 0; "
+            raise ConfigError(f"{what} is {mine[key]!r} here but {plan[key]!r} on rank 0; "
                               f"give every process the same data, config and --set options")
     replica.align(agent.actor, agent.critic)
     return int(plan["total"]), got["payload"]
