@@ -176,6 +176,22 @@ def train(config: str | Path | None = None, overrides: dict[str, Any] | None = N
     return summary
 
 
+def train_processes(nproc: int, args: list[str]) -> None:
+    """``whatnext train --nproc N``: run ``whatnext <args>`` (a train command line) in ``nproc`` processes on
+    this machine through torch's elastic launcher; a failed rank raises RankFailed (exit code: the rank's).
+    See :mod:`whatnext.rl.launch`."""
+    from whatnext.rl.launch import launch
+
+    launch(nproc, args)
+
+
+def check_nproc(nproc: int) -> None:
+    """Refuse a --nproc that is not a number of processes (ConfigError)."""
+    from whatnext.rl.launch import check_nproc as check
+
+    check(nproc)
+
+
 def load_agent(cfg: Config, ds: Any, run: str | None = None, checkpoint: str | Path | None = None,
                warn: list[str] | None = None) -> tuple[Any, Path]:
     """The trained agent of a run's best (else latest) checkpoint, or of an explicit checkpoint file.

@@ -65,7 +65,7 @@ EXIT_CODES: dict[int, str] = {
     4: "checkpoint missing, corrupt, unsafe or made for other data",
     5: "unknown user, item, run or checkpoint",
     6: "output file exists (use --force to overwrite)",
-    7: "training failed (NaN/inf loss, run locked, disk full or not writable)",
+    7: "training failed (NaN/inf loss, run locked, disk full or not writable; under `--nproc`, a process killed by a signal or that lost contact with the others)",
     130: "interrupted by Ctrl-C (a checkpoint was saved; resume with --resume)",
 }
 

@@ -95,6 +95,33 @@ def fail(message: str, code: int, as_json: bool = False) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _worker_rank() -> int | None:
+    """This process's rank when torchrun (or --nproc) started it as one of several, else None."""
+    import os
+
+    try:
+        return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+    except ValueError:
+        return None
+
+
+def _fail_here(message: str, code: int, as_json: bool) -> typer.Exit:
+    """fail(), in a distributed worker: the line names the rank and is recorded for the launcher; under
+    ``--nproc`` the launcher prints it (one line for the job), so the worker only records it."""
+    import os
+
+    rank = _worker_rank()
+    if rank is None:
+        return fail(message, code, as_json)
+    from whatnext.rl.distributed import record_failure
+    from whatnext.rl.launch import LAUNCHED
+
+    record_failure(message)
+    if os.environ.get(LAUNCHED):
+        return typer.Exit(code)
+    return fail(f"rank {rank}: {message}", code, as_json)
+
+
 def _message_for(e: WhatnextError, config: Any) -> str:
     """The error's message; in a setup.txt project 'set data.X' names the setup.txt way."""
     msg = str(e)
@@ -121,9 +148,9 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except WhatnextError as e:
-            raise fail(_message_for(e, kwargs.get("config")), e.exit_code, as_json) from None
+            raise _fail_here(_message_for(e, kwargs.get("config")), e.exit_code, as_json) from None
         except KeyboardInterrupt:
-            raise fail("interrupted", 130, as_json) from None
+            raise _fail_here("interrupted", 130, as_json) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as e:  # a bug: one line, unless the user asks for the traceback
@@ -255,6 +282,10 @@ class _Interrupt:
         import signal
 
         self._old = signal.signal(signal.SIGINT, self._handle)
+        # a distributed worker: torch's launcher answers Ctrl-C with SIGTERM to every process; treated
+        # the same, rank 0 saves at the end of the step (all ranks stop there together)
+        self.worker = _worker_rank()
+        self._old_term = signal.signal(signal.SIGTERM, self._handle) if self.worker is not None else None
         return self
 
     def arm(self) -> None:
@@ -262,6 +293,9 @@ class _Interrupt:
         self.armed = True
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.worker:  # ranks > 0 stop when rank 0 says (or when it is gone); rank 0 speaks for the job
+            self.hit = True
+            return
         if not self.armed:
             raise KeyboardInterrupt
         sys.stderr.write("\nsaving, please wait (the checkpoint is being written; Ctrl-C cannot cut it short)\n"
@@ -273,18 +307,20 @@ class _Interrupt:
         import signal
 
         signal.signal(signal.SIGINT, self._old)
+        if self._old_term is not None:
+            signal.signal(signal.SIGTERM, self._old_term)
 
 
 def _interrupted(summary: dict[str, Any], config: Path | None, as_json: bool) -> typer.Exit:
     run = Path(summary["run_dir"]).name
     cmd = "whatnext train --resume" + (f" --config {q(config)}" if config else "") + f" --run {q(run)}"
     target = summary.get("total_steps")
-    return fail(f"interrupted at step {summary['steps']} of {target}; checkpoint saved to {summary['checkpoint']}; "
-                f"resume (to step {target}) with: {cmd}", 130, as_json)
+    return _fail_here(f"interrupted at step {summary['steps']} of {target}; checkpoint saved to {summary['checkpoint']}; "
+                      f"resume (to step {target}) with: {cmd}", 130, as_json)
 
 
 @app.command(epilog="Examples: whatnext train --config demo/whatnext.toml --epochs 3 --run short  ·  "
-             "whatnext train --config demo/whatnext.toml --run short --resume")
+             "whatnext train --config demo/whatnext.toml --run short --resume  ·  whatnext train --config demo/whatnext.toml --nproc 2")
 @handle_errors
 def train(
     config: ConfigOpt = None,
@@ -297,6 +333,7 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar.")] = False,
     plays: Annotated[Optional[Path], typer.Option("--plays", help="Also train on the plays a server logged (models_dir/RUN/plays.jsonl): appended to the users' histories.", show_default=False)] = None,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also write the metrics as TensorBoard event files in models_dir/RUN (sets train.tensorboard).")] = False,
+    nproc: Annotated[Optional[int], typer.Option("--nproc", help="Train in N processes on this machine (torch.distributed: gloo on CPU, nccl on CUDA), each on 1/N of every batch; the same as torchrun --nproc-per-node N -m whatnext train ...", show_default=False)] = None,
     sets: SetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -304,6 +341,14 @@ def train(
     from whatnext import engine
     from whatnext.cli.render import TrainProgress
 
+    if nproc is not None and _worker_rank() is None:
+        engine.check_nproc(nproc)
+        if nproc > 1:  # each process runs this command without --nproc
+            engine.train_processes(nproc, _train_args(
+                {"--config": config, "--epochs": epochs, "--seed": seed, "--run": run, "--algorithm": algorithm,
+                 "--plays": plays}, {"--resume": resume, "--force": force, "--quiet": quiet,
+                                     "--tensorboard": tensorboard, "--json": as_json}, sets))
+            return
     overrides = _overrides(sets, **{"train.epochs": epochs, "train.samples": 0 if epochs is not None else None,
                                     "train.seed": seed, "paths.run": run, "train.algorithm": algorithm,
                                     "train.tensorboard": True if tensorboard else None})
@@ -312,12 +357,26 @@ def train(
         progress = TrainProgress(con, plain=quiet or as_json or not con.is_terminal, interrupt=interrupt,
                                  config=config)
         summary = engine.train(config, overrides, resume=resume, callback=progress, force=force, plays=plays)
+        if summary.get("rank", 0) != 0:
+            return  # rank 0 reports for the job
         if as_json:
             print_json(summary)
         else:
             progress.summary(summary)
         if summary["status"] == "interrupted":
             raise _interrupted(summary, config, as_json)
+
+
+def _train_args(values: dict[str, Any], flags: dict[str, bool], sets: list[str] | None) -> list[str]:
+    """The ``whatnext train`` command line of one process of a --nproc job (the options given, as given)."""
+    args = ["train"]
+    for opt, value in values.items():
+        if value is not None:
+            args += [opt, str(value)]
+    args += [opt for opt, on in flags.items() if on]
+    for kv in sets or []:
+        args += ["--set", kv]
+    return args
 
 
 @app.command(epilog="Examples: whatnext recommend --config demo/whatnext.toml --user 7 -k 5  ·  "

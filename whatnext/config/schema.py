@@ -101,6 +101,7 @@ class TrainConfig:
     negative_power: float = _f(0.75, "negatives are drawn from (training count + 1) ** negative_power (0 = uniform, 1 = popularity), logQ-corrected")
     device: str = _f("auto", "where training runs: auto (CUDA when available), cpu or cuda")
     tensorboard: bool = _f(False, "also write the per-step and validation metrics as TensorBoard event files in the run folder (tensorboard --logdir models)")
+    dist_timeout: int = _f(600, "distributed training (torchrun, --nproc): seconds a process waits for the others at start-up and at every step (rank 0's validation must fit) before the job fails")
 
 
 @dataclass
@@ -338,6 +339,7 @@ BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("train", "patience"): (0, 1_000_000),
     ("train", "keep_last"): (1, 10_000),
     ("train", "threads"): (0, 1024),
+    ("train", "dist_timeout"): (1, 86_400),
     ("train", "negatives"): (1, 10**8),  # or "auto"
     ("train", "negative_power"): (0, 10),
     ("eval", "ks"): (1, 100_000),  # each cut-off; at most MAX_CUTOFFS of them

@@ -1,8 +1,9 @@
 """Reinforcement learning: :class:`~whatnext.rl.state.State` (histories and ``produce``), the
 :class:`~whatnext.rl.agent.Agent` (actor + critic), the training
 :class:`~whatnext.rl.environment.Environment` loop, the algorithm and reward registries, training
-batches, item transitions, co-occurrence vectors, the training callbacks, and the checks of a
-checkpoint's payload before anything is built from it (``payload``).
+batches, item transitions, co-occurrence vectors, the training callbacks, the checks of a
+checkpoint's payload before anything is built from it (``payload``), and training across processes
+(``distributed``: torch.distributed under torchrun; ``launch``: ``whatnext train --nproc N``).
 
 May import: torch, numpy, :mod:`whatnext.config`, :mod:`whatnext.data`, :mod:`whatnext.models`,
 the ground floor (errors, checkpoints, search) and the pure array helpers of evaluation

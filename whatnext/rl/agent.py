@@ -23,6 +23,7 @@ from whatnext.rl import rewards
 from whatnext.rl.algorithms import ALGORITHMS, optimisers, resolve_device
 from whatnext.rl.batch import SUCCESSORS, Batch
 from whatnext.rl.cooccurrence import ppmi_vectors
+from whatnext.rl.distributed import SOLO, Replica
 from whatnext.rl.state import State
 from whatnext.rl.transitions import Transitions
 
@@ -104,6 +105,7 @@ class Agent:
         self._div_space: tuple[np.ndarray, float] | None = None
         self.population_sigma: np.ndarray | None = None
         self.delta = 1.0
+        self.replica: Replica = SOLO  # distributed training: the process's part in the job (rl/distributed.py)
 
     # -- the original life cycle ----------------------------------------------------------
 

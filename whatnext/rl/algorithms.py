@@ -211,6 +211,7 @@ def _actor_critic(agent: Agent, batch: Batch, proto: torch.Tensor, rng: np.rando
     critic_loss = F.mse_loss(q, torch.from_numpy(reward).float().to(dev))
     agent.critic_opt.zero_grad(set_to_none=True)
     critic_loss.backward()
+    agent.replica.sync(agent.critic.parameters())  # distributed: average over the ranks first (rl/distributed.py)
     _clip(agent.critic.parameters(), t.grad_clip)
     agent.critic_opt.step()
     metrics = {"train/critic_loss": critic_loss.item(), "train/reward": float(reward[:, 0].mean()),
@@ -305,6 +306,7 @@ def _step_actor(agent: Agent, loss: torch.Tensor) -> None:
     assert agent.actor_opt is not None
     agent.actor_opt.zero_grad(set_to_none=True)
     loss.backward()
+    agent.replica.sync(agent.actor.parameters())
     _clip(agent.actor.parameters(), agent.cfg.train.grad_clip)
     agent.actor_opt.step()
 

@@ -4,8 +4,8 @@
 Training (:func:`train`): wake the agent, then for each step take a batch of training
 positions (shuffled per epoch from the seed), let the agent propagate, report metrics, and
 save checkpoints at intervals. Every step's randomness comes from (seed, step), so a resumed
-run continues exactly where the interrupted one was. The loop is one function over a
-``step_fn`` so that distributed training can wrap it later.
+run continues exactly where the interrupted one was. Under torchrun the same loop runs in every
+process, each on its share of every global batch (:mod:`whatnext.rl.distributed`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from whatnext import checkpoints
 from whatnext.config import Config
 from whatnext.data import PAD, Dataset
 from whatnext.errors import CheckpointError, ConfigError, OutputExistsError, TrainingError
+from whatnext.rl import distributed
 from whatnext.rl import payload as payload_checks
 from whatnext.rl.agent import Agent
-from whatnext.rl.algorithms import positions_for, steps_per_epoch
+from whatnext.rl.algorithms import positions_for, resolve_device, steps_per_epoch
 from whatnext.rl.batch import Batch, make_batch
 from whatnext.rl.callbacks import Callback, CallbackList, JsonlWriter, TensorBoardWriter
 from whatnext.rl.state import State
@@ -48,13 +49,15 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch, 7]).permutation(n)
 
 
-def learning_steps(cfg: Config, dataset: Dataset, positions: np.ndarray, start: int,
-                   total: int) -> Iterator[tuple[int, int, int, Batch, np.random.Generator, torch.Generator]]:
+def learning_steps(cfg: Config, dataset: Dataset, positions: np.ndarray, start: int, total: int,
+                   replica: distributed.Replica = distributed.SOLO,
+                   ) -> Iterator[tuple[int, int, int, Batch, np.random.Generator, torch.Generator]]:
     """Yield ``(step, epoch, index in epoch, batch, rng, torch generator)`` for steps start..total-1.
 
     The one place that decides which positions a step sees and which randomness it gets
     (derived from (seed, step), and torch's global seed for dropout), so a resumed run, the
-    supervised baseline and a distributed wrapper all follow the same sequence.
+    supervised baseline and the processes of a distributed run all follow the same sequence
+    (``replica`` takes this process's share of each global batch and its own seed).
     """
     t = cfg.train
     spe = steps_per_epoch(len(positions), t.batch_size)
@@ -63,10 +66,12 @@ def learning_steps(cfg: Config, dataset: Dataset, positions: np.ndarray, start: 
         epoch, i = divmod(step, spe)
         if epoch != order_epoch:
             order, order_epoch = epoch_order(t.seed, epoch, len(positions)), epoch
-        batch = make_batch(dataset, positions[order[i * t.batch_size : (i + 1) * t.batch_size]], cfg.model.window)
+        batch = make_batch(dataset, replica.take(positions[order[i * t.batch_size : (i + 1) * t.batch_size]]),
+                           cfg.model.window)
         s = step_seed(t.seed, step)
-        torch.manual_seed(s)  # dropout
-        yield step, epoch, i, batch, np.random.default_rng(s), torch.Generator().manual_seed(s)
+        r = replica.seed(s)  # per rank: exploration noise and dropout; negatives (numpy) are shared
+        torch.manual_seed(r)  # dropout
+        yield step, epoch, i, batch, np.random.default_rng(s), torch.Generator().manual_seed(r)
 
 
 def total_steps(cfg: Config, steps_in_epoch: int) -> int:
@@ -103,25 +108,35 @@ def train(cfg: Config, dataset: Dataset, *, resume: bool = False, callback: Call
     decides the ``best`` marker. ``overrides`` (``"section.key" -> value``, the command line's) are
     recorded in every checkpoint with the run's target (``target``: epochs, samples, total steps),
     so that a resume can continue to the same target (:func:`recorded_overrides`).
+
+    Started by torchrun (WORLD_SIZE > 1), every process calls this: rank 0 takes the run lock
+    for the whole job, validates, writes and calls ``callback``; the others only train.
     """
     run_dir = cfg.run_dir
-    with checkpoints.RunLock(run_dir):
-        if not resume and checkpoints.listing(run_dir):
-            if not force:
-                raise OutputExistsError(
-                    f"{run_dir}: run '{run_dir.name}' already has checkpoints; continue it with --resume, "
-                    f"start another with --run NAME, or pass --force to delete them and start over"
-                )
-            checkpoints.clear(run_dir)
-        return _train_locked(cfg, dataset, run_dir, resume, callback or Callback(), evaluator, overrides or {})
+    world = distributed.detect()
+    with distributed.session(world, resolve_device(cfg.train.device), cfg.train.dist_timeout) as replica:
+        if not replica.main:
+            return _train_locked(cfg, dataset, run_dir, resume, Callback(), None, overrides or {}, replica)
+        with checkpoints.RunLock(run_dir):
+            if not resume and checkpoints.listing(run_dir):
+                if not force:
+                    raise OutputExistsError(
+                        f"{run_dir}: run '{run_dir.name}' already has checkpoints; continue it with --resume, "
+                        f"start another with --run NAME, or pass --force to delete them and start over"
+                    )
+                checkpoints.clear(run_dir)
+            return _train_locked(cfg, dataset, run_dir, resume, callback or Callback(), evaluator, overrides or {},
+                                 replica)
 
 
 def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, callback: Callback,
-                  evaluator: Evaluator | None, overrides: dict[str, Any]) -> dict[str, Any]:
+                  evaluator: Evaluator | None, overrides: dict[str, Any],
+                  replica: distributed.Replica = distributed.SOLO) -> dict[str, Any]:
     t = cfg.train
     torch.manual_seed(t.seed)  # initial weights
     state = State(dataset)
     agent = Agent(state, cfg)
+    agent.replica = replica
     agent.wake()
     positions = positions_for(dataset, t.algorithm, cfg.model.window)
     if len(positions) == 0:
@@ -132,20 +147,28 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
               "overrides": {k: v for k, v in overrides.items() if v is not None}}
     start, best, resumed_stale = 0, None, 0
     warnings: list[str] = []
-    if resume:
+    payload: dict[str, Any] | None = None
+    if resume and replica.main:
         found = checkpoints.load_latest(run_dir, warnings)
         if found is None:
             raise CheckpointError(f"{run_dir}: no checkpoint to resume from; start without --resume")
         pt, payload = found
         restore(agent, payload, optimisers=True)
+        _repair_best_marker(run_dir, pt, payload, select_metric(list(cfg.eval.ks)))
+        log.info("resuming from %s at step %d", pt, int(payload["step"]))
+    if replica.active:  # rank 0's plan and checkpoint on every rank; the same start weights everywhere
+        total, shared = distributed.agree_on_plan(replica, agent, cfg, len(positions), total, payload)
+        if not replica.main and shared is not None:
+            restore(agent, shared, optimisers=True)
+            payload = shared
+    if payload is not None:
         start, best = int(payload["step"]), payload.get("best_metric")
         resumed_stale = int(payload.get("stale", 0))
-        _repair_best_marker(run_dir, pt, payload, select_metric(list(cfg.eval.ks)))
-        log.info("resuming from %s at step %d", pt, start)
-    writer = JsonlWriter(run_dir / "metrics.jsonl", resume_step=start)
-    writers: list[JsonlWriter | TensorBoardWriter] = [writer]
-    if t.tensorboard:
-        writers.append(TensorBoardWriter(run_dir, resume_step=start))
+    writers: list[JsonlWriter | TensorBoardWriter] = []
+    if replica.main:
+        writers.append(JsonlWriter(run_dir / "metrics.jsonl", resume_step=start))
+        if t.tensorboard:
+            writers.append(TensorBoardWriter(run_dir, resume_step=start))
     cb = CallbackList([*writers, callback])
     cb.on_start({"run_dir": str(run_dir), "start_step": start, "total_steps": total, "steps_per_epoch": spe,
                  "positions": len(positions), "warnings": warnings, "algorithm": t.algorithm})
@@ -154,8 +177,8 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
         status, last_pt = "finished", checkpoints.marker(run_dir, "latest") if resume else None
         t0 = time.perf_counter()
         step, stale = start, resumed_stale
-        for done, epoch, i, batch, rng, gen in learning_steps(cfg, dataset, positions, start, total):
-            metrics = agent.propagate(batch, rng, gen)
+        for done, epoch, i, batch, rng, gen in learning_steps(cfg, dataset, positions, start, total, replica):
+            metrics = replica.mean_metrics(agent.propagate(batch, rng, gen))
             step = done + 1
             bad = [k for k, v in metrics.items() if not math.isfinite(v)]
             if bad:
@@ -165,20 +188,25 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
                 )
             metrics["train/epoch"] = epoch + (i + 1) / spe
             metrics["train/samples_per_s"] = (step - start) * t.batch_size / max(time.perf_counter() - t0, 1e-9)
-            stop = cb.on_step(step, metrics)
-            if stop or step % t.checkpoint_every == 0 or step == total:
-                best, last_pt, stale = _checkpoint(agent, cfg, run_dir, step, epoch, metrics, best, stale, evaluator, cb,
-                                                   target)
-            if stop:
-                status = "interrupted"
-                break
-            if t.patience and evaluator is not None and stale >= t.patience and step < total:
-                status = "early_stopped"  # validation has not improved for `patience` checkpoints
+            code = 0
+            if replica.main:
+                stop = cb.on_step(step, metrics)
+                if stop or step % t.checkpoint_every == 0 or step == total:
+                    best, last_pt, stale = _checkpoint(agent, cfg, run_dir, step, epoch, metrics, best, stale,
+                                                       evaluator, cb, target)
+                if stop:
+                    code = 1
+                elif t.patience and evaluator is not None and stale >= t.patience and step < total:
+                    code = 2  # validation has not improved for `patience` checkpoints
+            code = replica.agree(code)  # every rank leaves the loop at rank 0's step
+            if code:
+                status = "interrupted" if code == 1 else "early_stopped"
                 break
         summary = {
             "status": status, "run_dir": str(run_dir), "steps": step, "start_step": start, "total_steps": total,
             "checkpoint": str(last_pt) if last_pt else None, "best_metric": best, "metrics": metrics,
             "seconds": time.perf_counter() - t0, "warnings": warnings,
+            "processes": replica.world.size, "rank": replica.world.rank,
         }
         cb.on_end(summary)
         return summary
