@@ -5,9 +5,10 @@ Two catalogues: the demo (2,000 songs, trained with the defaults) and a syntheti
 ``--items`` songs (100,000 by default: 8 features, the default model, trained for a few steps:
 latency depends on the sizes, not on how well the weights are trained). Each is trained once
 into ``--workdir`` and reused. Prints one table: p50/p99 latency at concurrency 1 in process and
-over HTTP, and throughput over HTTP at concurrency ``--concurrency`` (16). Every phase is bounded
-by ``--requests`` and ``--seconds``. The load average is printed with the figures: this machine
-is shared, so a busy one shows.
+over HTTP, and throughput over HTTP at concurrency ``--concurrency`` (16), with the CPU time the
+server (all its workers) and the client threads spent per request in that phase. Every phase is
+bounded by ``--requests`` and ``--seconds``. The load average is printed with the figures: this
+machine is shared, so a busy one shows (CPU time per request shows it least).
 
     python bench/serve.py                    # both catalogues
     python bench/serve.py --only demo --requests 500
@@ -101,6 +102,32 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` and its children (the workers), from /proc; None elsewhere."""
+    try:
+        tick = os.sysconf("SC_CLK_TCK")
+        children: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                children.setdefault(ppid, []).append(int(entry.name))
+        total, todo = 0.0, [pid]
+        while todo:
+            p = todo.pop()
+            todo += children.get(p, [])
+            try:
+                fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def over_http(cfg: Path, users: list[str], requests: int, limit: float, concurrency: int, workers: int) -> dict[str, float]:
     """p50/p99 at concurrency 1, then throughput and p50/p99 at ``concurrency``, against a real server."""
     import httpx
@@ -149,17 +176,23 @@ def over_http(cfg: Path, users: list[str], requests: int, limit: float, concurre
                         break
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(concurrency)]
+        # CPU time per request does not grow with other processes' load as wall time does: on a shared
+        # machine it says what the server costs (and the client threads, which share the machine with it)
+        cpu0, mine0 = _cpu_seconds(proc.pid), sum(os.times()[:2])
         t0 = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         wall = time.perf_counter() - t0
+        cpu1, mine1 = _cpu_seconds(proc.pid), sum(os.times()[:2])
         flat = [x for part in lat for x in part]
         p50, p99 = _percentiles(seq)
         c50, c99 = _percentiles(flat)
+        server_ms = float("nan") if cpu0 is None or cpu1 is None else 1e3 * (cpu1 - cpu0) / max(1, len(flat))
         return {"p50": p50, "p99": p99, "n": len(seq), "rps": len(flat) / wall, "c_p50": c50, "c_p99": c99,
-                "c_n": len(flat), "failed": failed[0]}
+                "c_n": len(flat), "failed": failed[0], "server_cpu_ms": server_ms,
+                "client_cpu_ms": 1e3 * (mine1 - mine0) / max(1, len(flat))}
     finally:
         proc.terminate()
         try:
@@ -194,12 +227,13 @@ def main() -> None:
     print(f"\nwhatnext serve bench, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
           f"workers {args.workers}, k=10\n")
     print(f"| catalogue | load | in process p50 / p99 | HTTP c=1 p50 / p99 | HTTP c={args.concurrency}: req/s, p50 / p99 "
-          "| failed | load average |")
-    print("|---|---|---|---|---|---|---|")
+          "| CPU ms per request: server, client | failed | load average |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, ip, http, l0, l1 in rows:
         print(f"| {name} ({ip['items']:,} items) | {ip['load_s']:.1f} s | {ip['p50']:.2f} / {ip['p99']:.2f} ms (n={ip['n']}) "
               f"| {http['p50']:.2f} / {http['p99']:.2f} ms (n={http['n']}) | {http['rps']:.0f}, {http['c_p50']:.1f} / "
-              f"{http['c_p99']:.1f} ms (n={http['c_n']}) | {http['failed']} | {l0:.1f} -> {l1:.1f} |")
+              f"{http['c_p99']:.1f} ms (n={http['c_n']}) | {http['server_cpu_ms']:.2f}, {http['client_cpu_ms']:.2f} "
+              f"| {http['failed']} | {l0:.1f} -> {l1:.1f} |")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import pickle
 import re
 import shlex
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -456,6 +457,29 @@ def _crafted_checkpoint(tmp: Path, trained: Path) -> dict[str, str]:
     mutate, _ = CASES[CRAFTED[tmp.name]]
     pt = write(mutate(load_source(source)), tmp / "crafted")  # with its sidecar: the payload check is what refuses it
     return {"cfg": str(tmp / "whatnext.toml"), "pt": str(pt)}
+
+
+# serve and export: each row fails before a server would start (a listening socket held for port-in-use)
+_HELD: list[socket.socket] = []
+
+
+@setup("serve-port-out-of-range", "serve-workers-zero", "serve-short-token", "serve-negative-watch", "serve-port-in-use",
+       "serve-host-not-here", "serve-checkpoint-missing", "serve-unknown-run", "serve-plays-a-folder",
+       "export-unknown-format", "export-k-zero", "export-output-exists", "export-output-under-a-file",
+       "export-checkpoint-missing", "export-before-training")
+def _serving(tmp: Path, trained: Path) -> dict[str, str]:
+    _trained_copy(tmp, trained)
+    if tmp.name == "export-before-training":
+        shutil.rmtree(tmp / "models")
+    _write(tmp / "export" / "actor.pt", b"an earlier export")
+    _write(tmp / "top.csv", "a file where --output wants a folder\n")
+    if tmp.name != "serve-port-in-use":
+        return {"cfg": str(tmp / "whatnext.toml")}
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    _HELD.append(held)  # open until the test session ends
+    return {"cfg": str(tmp / "whatnext.toml"), "port": str(held.getsockname()[1])}
 
 
 # ---------------------------------------------------------------- the test

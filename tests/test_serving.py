@@ -291,3 +291,30 @@ def test_sigkill_loses_no_acknowledged_play(project: Path, tmp_path: Path) -> No
             want = [x for u, items in logged if u == user for x in items]
             got = c.get(f"/v1/users/{user}/recommendations").json()
             assert got["history_length"] == len(want) and got["history"] == want[-5:]
+
+
+def test_two_workers_answer_alike_and_see_each_others_plays(project: Path, tmp_path: Path) -> None:
+    """``--workers 2``: two processes behind one port. Every answer equals the in-process one, and a play
+    acknowledged by one worker is in the next answer of the other (connections land on either worker)."""
+    want = engine.recommend(project, user="7", k=5)
+    played: list[str] = []
+    across, pids = 0, set()
+    with Server(project, "--workers", "2", "--plays", str(tmp_path / "plays.jsonl"), "--watch", "0").wait(180) as s:
+        end = time.monotonic() + 90
+        i = 0
+        while (i < 20 or across < 3 or len(pids) < 2) and time.monotonic() < end:
+            items = [str(i % 40), str((3 * i) % 40)]
+            with httpx.Client(base_url=s.url, timeout=30) as writer:  # a new connection each time
+                wrote = writer.get("/health").json()["pid"]
+                assert writer.post("/v1/users/shared/plays", json={"items": items}).status_code == 200
+            played += items
+            with httpx.Client(base_url=s.url, timeout=30) as reader:
+                read = reader.get("/health").json()["pid"]
+                got = reader.get("/v1/users/shared/recommendations", params={"k": 5}).json()
+                assert got["history_length"] == len(played) and got["history"] == played[-5:]
+                assert reader.get("/v1/users/7/recommendations", params={"k": 5}).json() == want
+            pids |= {wrote, read}
+            across += wrote != read
+            i += 1
+    assert len(pids) == 2, f"one worker answered everything: {s.output()}"
+    assert across >= 3, f"only {across} of {i} plays were read back by the other worker"

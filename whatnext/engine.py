@@ -320,6 +320,7 @@ def export(config: str | Path | None = None, overrides: dict[str, Any] | None = 
 
     formats = formats or ["torchscript"]
     exporter.check_formats(formats)
+    exporter.check_output(Path(output))
     rec = Recommender.load(config_for(config, overrides), run=run, checkpoint=checkpoint)
     return exporter.export(rec, formats, Path(output), k=k, include_seen=include_seen, force=force)
 

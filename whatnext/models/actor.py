@@ -16,6 +16,8 @@ class ProtoActor(nn.Module):
 
     items: ItemTable
     out_items: ItemTable
+    #: whether padding after a history can change the proto-action's bits (False: the caller may cut it off)
+    reads_padding: bool = True
 
     def _tables(self, n_items: int, feature_dim: int, learned_dim: int) -> None:
         self.items = ItemTable(n_items, feature_dim, learned_dim)

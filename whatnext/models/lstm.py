@@ -34,6 +34,9 @@ class AgentModel(ProtoActor):
     ``sequence`` returns one after every position (for whole-sequence training).
     """
 
+    #: steps after a history's last item are never read into its output (the critic's LSTM alike)
+    reads_padding = False
+
     def __init__(self, n_items: int, feature_dim: int, learned_dim: int, hidden_size: int = 64,
                  num_layers: int = 1, dropout: float = 0.0) -> None:
         super().__init__()

@@ -139,8 +139,8 @@ class Agent:
 
     def predict(self, inputs: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Proto-actions (B, dim) for right-padded histories."""
-        self.actor.eval()
-        with torch.no_grad():
+        _inference(self.actor)
+        with torch.inference_mode():
             out = self.actor(torch.from_numpy(inputs).to(self.device), torch.from_numpy(lengths).to(self.device))
         return out.cpu().numpy()
 
@@ -189,8 +189,11 @@ class Agent:
         self.tune_index()
         n = len(self.state.catalogue)
         m = min(self.cfg.model.rerank, n)
-        inputs, lengths = pad_histories(histories, self.cfg.model.window)
-        proto = self.predict(inputs, lengths)
+        padded, lengths = pad_histories(histories, self.cfg.model.window)
+        # only padding lies beyond the longest history: a recurrent network need not read it (the
+        # same outputs, bit for bit: tests/test_serving_speed.py); short histories gain the most
+        inputs = padded[:, : int(lengths.max(initial=1))]
+        proto = self.predict(padded if self.actor.reads_padding else inputs, lengths)
         i, d = self.state.nearest(proto, min(max(pool, m, 1), n), exclude)
         log_q = None
         if m:
@@ -275,8 +278,8 @@ class Agent:
     def _critic_log_values(self, inputs: np.ndarray, lengths: np.ndarray, cand: np.ndarray) -> np.ndarray:
         """log of the critic's value of each candidate, clipped to [1e-4, 1] first."""
         vectors = self.item_vectors()
-        self.critic.eval()
-        with torch.no_grad():
+        _inference(self.critic)
+        with torch.inference_mode():
             summary = self.critic.encode(torch.from_numpy(inputs).to(self.device), torch.from_numpy(lengths).to(self.device))
             q = self.critic.score(summary, torch.from_numpy(vectors[np.maximum(cand, 0)]).to(self.device),
                                   self.candidate_extra(inputs, lengths, np.maximum(cand, 0)).to(self.device)
@@ -300,6 +303,13 @@ class Scored(NamedTuple):
         (``model.tune_rerank``).
         """
         return self.logit if self.log_q is None else self.logit + weight * self.log_q
+
+
+def _inference(module: torch.nn.Module) -> None:
+    """Evaluation mode (no dropout) for ``module``; a no-op when it is in it already: ``eval()`` walks
+    every submodule, a cost a single request notices."""
+    if module.training:
+        module.eval()
 
 
 def in_window(candidates: np.ndarray, inputs: np.ndarray) -> np.ndarray:

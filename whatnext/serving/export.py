@@ -105,6 +105,13 @@ def check_formats(formats: list[str]) -> None:
         raise ConfigError(f"--format is {','.join(bad) or 'empty'}, expected one of {', '.join(FORMATS)}")
 
 
+def check_output(output: Path) -> None:
+    """ConfigError when ``output`` or a folder above it is a file (checked before anything loads)."""
+    blocked = next((p for p in (output, *output.parents) if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise ConfigError(f"--output {output}: {blocked} is a file, not a folder; choose another --output folder")
+
+
 def export(rec: Any, formats: list[str], output: Path, *, k: int = 10, include_seen: bool = False,
            force: bool = False) -> dict[str, Any]:
     """Write the actor of ``rec`` (a loaded Recommender) in ``formats`` and its item map, vectors and config to ``output``."""
@@ -112,6 +119,7 @@ def export(rec: Any, formats: list[str], output: Path, *, k: int = 10, include_s
     if not 1 <= k <= len(rec.dataset.catalogue):
         raise ConfigError(f"--k is {k}, expected 1 to the catalogue size ({len(rec.dataset.catalogue)})")
     output = Path(output)
+    check_output(output)
     names = {"torchscript": "actor.pt", "onnx": "actor.onnx"}
     targets = [output / names[f] for f in formats] + [output / n for n in ("items.json", "item_vectors.npy", "config.json")]
     existing = [p for p in targets if p.exists()]

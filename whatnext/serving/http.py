@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import signal
 import threading
 import time
@@ -344,6 +345,7 @@ def create_app(rec: Recommender, *, token: str | None = None, watch: float = 3.0
     async def health() -> Response:
         out = rec.health()
         out["reload_error"] = reloader.last_error
+        out["pid"] = os.getpid()  # which process answered: with --workers N, one of N
         return JSONResponse(out)
 
     @app.get("/metrics")

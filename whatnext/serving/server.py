@@ -47,6 +47,7 @@ def app_from_settings() -> Any:
 
 def _check_bind(host: str, port: int) -> None:
     """ConfigError when ``host:port`` cannot be listened on (in use, or not an address of this machine), before anything loads."""
+    import errno
     import socket
 
     try:
@@ -55,8 +56,9 @@ def _check_bind(host: str, port: int) -> None:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(infos[0][4])
     except OSError as e:
-        raise ConfigError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e}); "
-                          f"choose another --port (or stop what uses it)") from None
+        fix = ("choose another --port (or stop what uses it)" if e.errno == errno.EADDRINUSE else
+               "choose a --host of this machine (127.0.0.1: this machine only; 0.0.0.0: every interface)")
+        raise ConfigError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e}); {fix}") from None
 
 
 def serve(config: str | Path | None = None, overrides: dict[str, Any] | None = None, *, run: str | None = None,
