@@ -166,7 +166,7 @@ def _rewards_line(rw: dict[str, Any]) -> str:
     """The reward column in one line: column, transform, mean, share positive, distinct values."""
     from rich.markup import escape
 
-    how = "" if rw["transform"] == "none" else f", {rw['transform']}ed"
+    how = {"none": "", "center": ", centered", "standardize": ", standardized"}.get(rw["transform"], f", {rw['transform']}")
     values = ", ".join(f"{v}: {n}" for v, n in rw["values"].items())
     more = f" (the {len(rw['values'])} most common)" if rw["distinct"] > len(rw["values"]) else ""
     return (f"column {escape(rw['column'])}{how}: {rw['count']} values, mean {_num(rw['mean'])}, "
