@@ -107,11 +107,11 @@ def describe(rewards: np.ndarray | None, col: str, how: str, max_values: int = 1
     return {
         "column": col,
         "transform": how,
-        "count": int(len(rewards)),
+        "count": len(rewards),
         "mean": float(rewards.mean()) if len(rewards) else 0.0,
         "min": float(rewards.min()) if len(rewards) else 0.0,
         "max": float(rewards.max()) if len(rewards) else 0.0,
         "positive_share": float((rewards > 0).mean()) if len(rewards) else 0.0,
-        "distinct": int(len(values)),
+        "distinct": len(values),
         "values": {f"{float(values[i]):g}": int(counts[i]) for i in top},
     }
