@@ -142,6 +142,7 @@ def render_inspect(con: Console, r: dict[str, Any]) -> None:
                    f"with an earlier one: each a target once an epoch), {sp['valid_targets']} validation and "
                    f"{sp['test_targets']} test targets")),
         ("features", "none: embeddings will be learned" if r["no_features"] else len(r["features"])),
+        *([("logged rewards", _rewards_line(r["rewards"]))] if r.get("rewards") else []),
         ("catalogue fingerprint", r["fingerprint"]),
     ]
     for k, v in rows:
@@ -159,6 +160,17 @@ def render_inspect(con: Console, r: dict[str, Any]) -> None:
             con.print("[yellow]warning:[/] missing or infinite feature values were replaced by the mean here; "
                       "training refuses such data: fill or drop them first")
     _inspect_notes(con, r)
+
+
+def _rewards_line(rw: dict[str, Any]) -> str:
+    """The reward column in one line: column, transform, mean, share positive, distinct values."""
+    from rich.markup import escape
+
+    how = {"none": "", "center": ", centered", "standardize": ", standardized"}.get(rw["transform"], f", {rw['transform']}")
+    values = ", ".join(f"{v}: {n}" for v, n in rw["values"].items())
+    more = f" (the {len(rw['values'])} most common)" if rw["distinct"] > len(rw["values"]) else ""
+    return (f"column {escape(rw['column'])}{how}: {rw['count']} values, mean {_num(rw['mean'])}, "
+            f"{rw['positive_share']:.1%} positive, {rw['distinct']} distinct; {values}{more}")
 
 
 def _inspect_notes(con: Console, r: dict[str, Any]) -> None:
@@ -292,7 +304,20 @@ def render_eval(con: Console, r: dict[str, Any], wide: bool = False, columns: li
         for i, group in enumerate(groups or [[]]):
             con.print(_build(title if i == 0 else None, [model, *group], len(rows)))
     con.print(f"[dim]checkpoint {r['checkpoint']}[/]")
+    off_policy_note(con, r.get("off_policy"))
     baselines_note(con, r.get("baselines"))
+
+
+def off_policy_note(con: Console, o: dict[str, Any] | None) -> None:
+    """One dim line under the eval table: what the reward columns mean and how they were estimated."""
+    if not o:
+        return
+    from rich.markup import escape
+
+    con.print(f"[dim]logged rewards of {escape(o['reward_col'])}: reward@K = hits weighted by their reward; "
+              f"ndcg_pos@K = NDCG@K over positively rewarded plays; reward_ips/snips/dr@K = the mean reward of a "
+              f"song from the top-K estimated off-policy ({escape(o['behaviour_policy'])} as the behaviour policy, "
+              f"weights clipped at {o['clip']:g}); ess@K = effective sample size of those weights[/]")
 
 
 def baselines_note(con: Console, b: dict[str, Any] | None) -> None:

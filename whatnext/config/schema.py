@@ -50,6 +50,9 @@ class DataConfig:
     time_format: str = _f("", "strftime format of a date column (e.g. %d/%m/%Y %H:%M); empty = detect one format for the whole column")
     order_col: str = _f("", "column giving the order of events when there is no timestamp")
     weight_col: str = _f("rating", "optional weight/rating column, ignored when absent, never a feature")
+    reward_col: str = _f("", "column holding what the listener did with each play (rating, played-in-full flag, seconds): the logged reward, never a feature; empty = none")
+    reward_map: dict[str, float] = _f({}, "reward_col values -> rewards, e.g. {skip = -1, full = 1}; keys compared as text ignoring case; unmapped values must be numbers (true/false = 1/0)")
+    reward_transform: str = _f("none", "after reward_map: none, center (minus the training mean), standardize (centred, divided by the training std)")
     feature_cols: str | list[str] = _f([], "numeric item feature columns; empty = every numeric column that is not an id/time/weight and is constant per item; \"none\" = no features")
     multi_value_cols: list[str] = _f([], "text columns holding several values per item (e.g. genres Adventure|Comedy): each value becomes a 0/1 feature")
     multi_value_sep: str = _f("|", "separator inside multi_value_cols values")
@@ -96,7 +99,7 @@ class TrainConfig:
     keep_last: int = _f(3, "periodic checkpoints kept per run (best is always kept)")
     grad_clip: float = _f(1.0, "clip gradient norm to this value; 0 = no clipping")
     threads: int = _f(1, "torch CPU threads; 0 = torch's default (small LSTMs run fastest and reproducibly on 1)")
-    rewards: dict[str, float] = _f({"hit": 1.0}, "reward name -> weight (diversity, next_item, hit); the reward is the weighted sum")
+    rewards: dict[str, float] = _f({"hit": 1.0}, "reward name -> weight (diversity, next_item, hit, logged = data.reward_col's value of the played song); the reward is the weighted sum")
     negatives: str | int = _f("auto", "hybrid: shared negatives per step of a sampled softmax; auto = full softmax up to 4096 items, 2048 negatives above; a count at least the catalogue = full softmax")
     negative_power: float = _f(0.75, "negatives are drawn from (training count + 1) ** negative_power (0 = uniform, 1 = popularity), logQ-corrected")
     device: str = _f("auto", "where training runs: auto (CUDA when available), cpu or cuda")
@@ -112,6 +115,7 @@ class EvalConfig:
     split: str = _f("valid", "which held-out event to score: valid (second-to-last) or test (last)")
     include_seen: bool = _f(False, "keep already played items in the ranking")
     max_users: str | int = _f("auto", "validation at checkpoints on a seeded sample of this many users; auto = all users up to 50000, a sample of 50000 above; 0 = all")
+    ope_clip: float = _f(100.0, "with data.reward_col: cap on the importance weights of the off-policy estimates (IPS, SNIPS, DR), >= 1")
 
 
 @dataclass
@@ -146,6 +150,7 @@ SECTIONS: dict[str, type] = {
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("data", "format"): ("auto", "parquet", "csv", "movielens", "pickle"),
     ("data", "header"): ("auto", "yes", "no"),
+    ("data", "reward_transform"): ("none", "center", "standardize"),
     ("eval", "split"): ("valid", "test"),
     ("model", "item_embedding"): ("auto", "features", "learned", "both"),
     ("model", "item_init"): ("auto", "random", "cooccurrence"),
@@ -157,7 +162,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 #: Known model names; the model registry in models.py must agree (a test checks it).
 MODEL_NAMES: tuple[str, ...] = ("lstm", "transformer")
 #: Known reward names; the reward registry in rewards.py must agree (a test checks it).
-REWARD_NAMES: tuple[str, ...] = ("diversity", "next_item", "hit")
+REWARD_NAMES: tuple[str, ...] = ("diversity", "next_item", "hit", "logged")
 
 
 @dataclass
@@ -344,6 +349,7 @@ BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("train", "negative_power"): (0, 10),
     ("eval", "ks"): (1, 100_000),  # each cut-off; at most MAX_CUTOFFS of them
     ("eval", "max_users"): (0, 10**9),  # or "auto"
+    ("eval", "ope_clip"): (1, 1e12),
     ("recommend", "diversity"): (0, 1000),
     ("recommend", "diversity_pool"): (1, 100_000),
 }
@@ -428,6 +434,8 @@ def _check_value(section: str, key: str, value: Any, where: str) -> None:
         raise ConfigError(f"{where}: key 'model.rerank_weight' is {value}, expected a number >= 0")
     if section == "train" and key in ("noise", "relax", "grad_clip", "rl_weight", "negative_power") and not value >= 0:
         raise ConfigError(f"{where}: key 'train.{key}' is {value}, expected a number >= 0")
+    if (section, key) == ("eval", "ope_clip") and not value >= 1:
+        raise ConfigError(f"{where}: key 'eval.ope_clip' is {value}, expected a number >= 1 (the cap on importance weights)")
     if (section, key) == ("model", "dropout") and not 0 <= value < 1:
         raise ConfigError(f"{where}: key 'model.dropout' is {value}, expected a number in [0, 1)")
     if (section, key) == ("train", "rewards"):
