@@ -185,6 +185,8 @@ def _other_value(section: str, key: str, tp: Any, default: Any) -> Any:
         return next(c for c in choices if c != default)
     if (section, key) == ("train", "rewards"):
         return {REWARD_NAMES[-1]: 0.25}
+    if (section, key) == ("data", "reward_map"):  # raw values as keys: any text
+        return {"skip": -1.0, "Full play": 1.0, 'odd "name"': 0.5, "3": 0.25}
     if (section, key) == ("data", "encoding"):  # must name a real codec
         return "latin-1" if default != "latin-1" else "utf-16"
     if (section, key) == ("data", "decimal"):  # a decimal mark: '.', ',' or empty

@@ -50,6 +50,9 @@ class DataConfig:
     time_format: str = _f("", "strftime format of a date column (e.g. %d/%m/%Y %H:%M); empty = detect one format for the whole column")
     order_col: str = _f("", "column giving the order of events when there is no timestamp")
     weight_col: str = _f("rating", "optional weight/rating column, ignored when absent, never a feature")
+    reward_col: str = _f("", "column holding what the listener did with each play (rating, played-in-full flag, seconds): the logged reward, never a feature; empty = none")
+    reward_map: dict[str, float] = _f({}, "reward_col values -> rewards, e.g. {skip = -1, full = 1}; keys compared as text ignoring case; unmapped values must be numbers (true/false = 1/0)")
+    reward_transform: str = _f("none", "after reward_map: none, center (minus the training mean), standardize (centred, divided by the training std)")
     feature_cols: str | list[str] = _f([], "numeric item feature columns; empty = every numeric column that is not an id/time/weight and is constant per item; \"none\" = no features")
     multi_value_cols: list[str] = _f([], "text columns holding several values per item (e.g. genres Adventure|Comedy): each value becomes a 0/1 feature")
     multi_value_sep: str = _f("|", "separator inside multi_value_cols values")
@@ -151,6 +154,7 @@ SECTIONS: dict[str, type] = {
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("data", "format"): ("auto", "parquet", "csv", "movielens", "pickle"),
     ("data", "header"): ("auto", "yes", "no"),
+    ("data", "reward_transform"): ("none", "center", "standardize"),
     ("eval", "split"): ("valid", "test"),
     ("model", "item_embedding"): ("auto", "features", "learned", "both"),
     ("model", "item_init"): ("auto", "random", "cooccurrence"),

@@ -25,6 +25,7 @@ import pandas as pd
 from whatnext.config import Config, shown
 from whatnext.data.columns import ONE_USER, check_conflicts, choose_features, expand_multi_values, id_text, item_key, key_columns
 from whatnext.data.readers import read_table
+from whatnext.data.reward_column import describe, read_rewards, transform
 from whatnext.data.times import parse_times
 from whatnext.errors import CheckpointError, DataError
 
@@ -131,6 +132,8 @@ class Histories:
 
     User ``u``'s items are ``items[offsets[u]:offsets[u+1]]`` (ties in time keep file order).
     ``train_len[u]`` is how many of them are training events (see the module doc).
+    ``rewards`` (float32, aligned with ``items``) is the logged reward of every event, already
+    mapped and transformed (:mod:`whatnext.data.reward_column`); None without ``data.reward_col``.
     """
 
     user_ids: np.ndarray
@@ -138,6 +141,7 @@ class Histories:
     items: np.ndarray
     times: np.ndarray
     train_len: np.ndarray
+    rewards: np.ndarray | None = None
     _index: pd.Index = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -271,7 +275,10 @@ def build_dataset(
     item_ids = item_key(events, item_cols, source)
     times, time_info = parse_times(events[time_col], source, time_col, d.time_format)
     report: dict[str, Any] = {"source": source, "missing_features": {}, "notes": notes}
-    roles = {*key_cols, d.order_col, d.weight_col, *d.display_cols} - {""}
+    if d.reward_col:
+        _require(events, d.reward_col, "reward_col", source)
+    raw_rewards = read_rewards(events, d, source) if d.reward_col else None
+    roles = {*key_cols, d.order_col, d.weight_col, d.reward_col, *d.display_cols} - {""}
 
     if items is not None:
         isrc = items_source or "items"
@@ -317,7 +324,7 @@ def build_dataset(
     if raw is not None:
         raw = _finite(raw, feature_cols, cat_ids, report, lenient, src)
     catalogue = _catalogue(cat_ids, raw, feature_cols, table, cfg)
-    histories = _histories(users, catalogue.index_of(item_ids), times)
+    histories = _histories(users, catalogue.index_of(item_ids), times, raw_rewards, d.reward_transform)
     lengths = histories.lengths
     dup = pd.DataFrame({"u": users, "i": item_ids, "t": times}).duplicated().to_numpy()
     report.update({
@@ -332,6 +339,8 @@ def build_dataset(
         "unused_columns": unused,
         "one_user": not d.user_col,
     })
+    if histories.rewards is not None:
+        report["rewards"] = describe(histories.rewards, d.reward_col, d.reward_transform)
     if report["single_event_users"]:
         log.info("%d users have a single event: kept for inference, no training targets", report["single_event_users"])
     return Dataset(catalogue, histories, report, source)
@@ -425,7 +434,8 @@ def _catalogue(ids: np.ndarray, raw: np.ndarray | None, cols: list[str], table: 
     return Catalogue(ids, feats, cols, lo.astype(np.float32), scale.astype(np.float32), display)
 
 
-def _histories(users: np.ndarray, items: np.ndarray, times: np.ndarray) -> Histories:
+def _histories(users: np.ndarray, items: np.ndarray, times: np.ndarray, raw_rewards: np.ndarray | None = None,
+               reward_transform: str = "none") -> Histories:
     codes, uniq = pd.factorize(users)  # hash-based: much faster than sorting strings
     order = _id_order(uniq)
     rank = np.empty_like(order)
@@ -436,7 +446,10 @@ def _histories(users: np.ndarray, items: np.ndarray, times: np.ndarray) -> Histo
     counts = np.bincount(codes, minlength=len(uniq))
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     train_len = counts - (counts >= 2) - (counts >= 3)
-    return Histories(uniq[order].astype(str), offsets, items[perm].astype(np.int64), times[perm], train_len.astype(np.int64))
+    out = Histories(uniq[order].astype(str), offsets, items[perm].astype(np.int64), times[perm], train_len.astype(np.int64))
+    if raw_rewards is not None:
+        out.rewards = transform(raw_rewards[perm], out.train_mask(), reward_transform)
+    return out
 
 
 def pad_histories(histories: Sequence[np.ndarray], window: int) -> tuple[np.ndarray, np.ndarray]:

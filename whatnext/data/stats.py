@@ -58,7 +58,7 @@ def describe(ds: Dataset) -> dict[str, Any]:
                 "name": name, "min": float(orig[:, j].min()), "mean": float(orig[:, j].mean()),
                 "max": float(orig[:, j].max()), "missing": int(missing.get(name, 0)),
             })
-    return {
+    out = {
         "source": ds.source,
         "users": len(h),
         "items": len(cat),
@@ -98,3 +98,6 @@ def describe(ds: Dataset) -> dict[str, Any]:
         },
         "fingerprint": cat.fingerprint(),
     }
+    if rep.get("rewards") is not None:  # data.reward_col: count, mean, share positive, distinct values
+        out["rewards"] = rep["rewards"]
+    return out

@@ -15,7 +15,6 @@ from whatnext.data.dataset import PAD, Dataset
 SUCCESSORS = 10
 
 
-
 @dataclass
 class Batch:
     """Windows of training sequences: ``inputs[b, j]`` is followed by ``targets[b, j]``."""
@@ -24,6 +23,9 @@ class Batch:
     targets: np.ndarray  # (B, W) next items, PAD where inputs are PAD
     lengths: np.ndarray  # (B,)
     users: np.ndarray  # (B,)
+    #: (B, W) float32: the logged reward of ``targets[b, j]`` (data.reward_col, mapped and transformed);
+    #: 1.0 for every real play when the data has no reward column; 0.0 at padding
+    rewards: np.ndarray
 
     @property
     def last_target(self) -> np.ndarray:
@@ -41,4 +43,6 @@ def make_batch(dataset: Dataset, positions: np.ndarray, window: int) -> Batch:
     top = len(h.items) - 1
     inputs = np.where(valid, h.items[np.minimum(idx, top)], PAD)
     targets = np.where(valid, h.items[np.minimum(idx + 1, top)], PAD)
-    return Batch(inputs, targets, lengths, users)
+    logged = h.rewards[np.minimum(idx + 1, top)] if h.rewards is not None else np.float32(1.0)
+    rewards = np.where(valid, logged, np.float32(0.0)).astype(np.float32)
+    return Batch(inputs, targets, lengths, users, rewards)

@@ -194,8 +194,11 @@ def with_plays(dataset: Any, path: Path) -> tuple[Any, dict[str, Any]]:
     last = h.times.max() if len(h.times) else 0
     times = np.concatenate([h.times, np.full(len(add_item), last, dtype=h.times.dtype)])[order]
     train_len = counts - (counts >= 2) - (counts >= 3)
+    # a served play has no logged reward: it counts as neutral (0) beside the data's rewards
+    rewards = (None if h.rewards is None
+               else np.concatenate([h.rewards, np.zeros(len(add_item), dtype=np.float32)])[order])
     merged = Histories(all_ids.astype(str), offsets, np.concatenate([h.items, add_item])[order].astype(np.int64),
-                       times, train_len.astype(np.int64))
+                       times, train_len.astype(np.int64), rewards)
     report = dict(dataset.report)
     summary = {"plays_log": str(path), "plays": len(plays), "events": int(lens.sum()), "new_users": len(new_ids)}
     report["plays"] = summary
