@@ -125,3 +125,17 @@ def test_rewards_do_not_change_the_fingerprint():
     with_r = build_dataset(events, items, _cfg(reward_col="played"), source="t")
     without = build_dataset(events.drop(columns=["played"]), items, Config(), source="t")
     assert with_r.catalogue.fingerprint() == without.catalogue.fingerprint()
+
+
+def test_logged_reward_is_the_played_songs_reward_and_mixes_by_weight():
+    from whatnext.rl import rewards
+
+    r = rewards.RewardInputs(np.zeros((3, 2), dtype=np.int64), np.array([1, 1, 1]), np.array([[4, 5], [6, 7], [8, 8]]),
+                             np.array([5, 6, 9]), np.array([0, 1, 2]), np.zeros((10, 2)), np.zeros(3), 1.0,
+                             np.array([-1.0, 2.5, 3.0]))
+    np.testing.assert_array_equal(rewards.logged(r), [[0.0, -1.0], [2.5, 0.0], [0.0, 0.0]])
+    total, parts = rewards.combined({"hit": 1.0, "logged": 0.5}, r)
+    np.testing.assert_array_equal(total, [[0.0, 0.5], [2.25, 0.0], [0.0, 0.0]])
+    assert parts["train/reward_logged"] == pytest.approx((-1.0 + 2.5) / 6)
+    r.target_reward = None  # no reward column: every play counts 1, as hit
+    np.testing.assert_array_equal(rewards.logged(r), rewards.hit(r))

@@ -99,7 +99,7 @@ class TrainConfig:
     keep_last: int = _f(3, "periodic checkpoints kept per run (best is always kept)")
     grad_clip: float = _f(1.0, "clip gradient norm to this value; 0 = no clipping")
     threads: int = _f(1, "torch CPU threads; 0 = torch's default (small LSTMs run fastest and reproducibly on 1)")
-    rewards: dict[str, float] = _f({"hit": 1.0}, "reward name -> weight (diversity, next_item, hit); the reward is the weighted sum")
+    rewards: dict[str, float] = _f({"hit": 1.0}, "reward name -> weight (diversity, next_item, hit, logged = data.reward_col's value of the played song); the reward is the weighted sum")
     negatives: str | int = _f("auto", "hybrid: shared negatives per step of a sampled softmax; auto = full softmax up to 4096 items, 2048 negatives above; a count at least the catalogue = full softmax")
     negative_power: float = _f(0.75, "negatives are drawn from (training count + 1) ** negative_power (0 = uniform, 1 = popularity), logQ-corrected")
     device: str = _f("auto", "where training runs: auto (CUDA when available), cpu or cuda")
@@ -166,7 +166,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 #: Known model names; the model registry in models.py must agree (a test checks it).
 MODEL_NAMES: tuple[str, ...] = ("lstm", "transformer")
 #: Known reward names; the reward registry in rewards.py must agree (a test checks it).
-REWARD_NAMES: tuple[str, ...] = ("diversity", "next_item", "hit")
+REWARD_NAMES: tuple[str, ...] = ("diversity", "next_item", "hit", "logged")
 
 
 @dataclass

@@ -188,7 +188,7 @@ def _actor_critic(agent: Agent, batch: Batch, proto: torch.Tensor, rng: np.rando
         produced = cand[:, 0]
     assert agent.population_sigma is not None
     r_in = rewards.RewardInputs(batch.inputs, batch.lengths, cand, batch.last_target, batch.users,
-                                vectors, agent.population_sigma, agent.delta)
+                                vectors, agent.population_sigma, agent.delta, batch.last_reward)
     reward, parts = rewards.combined(t.rewards, r_in)
     extra = agent.candidate_extra(batch.inputs, batch.lengths, cand)
     # critic: regression of the rewards of the produced song (and the candidates)

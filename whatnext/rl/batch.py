@@ -32,6 +32,11 @@ class Batch:
         """The item played right after each whole window."""
         return self.targets[np.arange(len(self.lengths)), self.lengths - 1]
 
+    @property
+    def last_reward(self) -> np.ndarray:
+        """The logged reward of :attr:`last_target`."""
+        return self.rewards[np.arange(len(self.lengths)), self.lengths - 1]
+
 
 def make_batch(dataset: Dataset, positions: np.ndarray, window: int) -> Batch:
     """The windows ending just before flat target positions ``positions``."""

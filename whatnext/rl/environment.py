@@ -400,7 +400,8 @@ class Environment:
         assert self.agent.population_sigma is not None
         r_in = rewards.RewardInputs(obs["history"][None], np.array([obs["length"]]), np.array([[produced]]),
                                     np.array([target]), np.array([self.user]), vectors,
-                                    self.agent.population_sigma, self.agent.delta)
+                                    self.agent.population_sigma, self.agent.delta,
+                                    None if h.rewards is None else h.rewards[[h.offsets[self.user] + self.t]])
         reward, parts = rewards.combined(self.cfg.train.rewards, r_in)
         self.t += 1
         truncated = self.t >= h.train_len[self.user]

@@ -14,6 +14,11 @@ sigma of a set with fewer than 3 items (fewer than 2 distances) is 0.
 
 ``hit``: 1 when x is the item the user played next, else 0 (what a ranking is judged by).
 
+``logged``: the logged reward of the play that followed (``data.reward_col``: a rating, a
+played-in-full flag, mapped and transformed by ``data.reward_map`` / ``data.reward_transform``)
+when x is that played item, else 0. What the listener did with a song is only known for the song
+that was played; without a reward column every play counts 1 and ``logged`` equals ``hit``.
+
 ``next_item``: 1 when x is the item the user actually played next, otherwise
 ``exp(-d(x, target) / delta)`` in [0, 1), with d the Euclidean distance between the item
 vectors and delta the median distance between two random catalogue items.
@@ -41,6 +46,8 @@ class RewardInputs:
     vectors: np.ndarray  # (n_items, d) item vectors the distances use
     population_sigma: np.ndarray  # (n_users,) sigma(P) per user
     delta: float  # distance scale of next_item
+    #: (B,) the logged reward of ``target`` (Histories.rewards); None = no reward column (every play 1)
+    target_reward: np.ndarray | None = None
 
 
 def pairwise_distance_std(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -116,6 +123,12 @@ def hit(r: RewardInputs) -> np.ndarray:
     return (r.produced == r.target[:, None]).astype(np.float64)
 
 
+def logged(r: RewardInputs) -> np.ndarray:
+    """The logged reward of the played item when x is that item, else 0: (B, M)."""
+    value = np.ones(len(r.target)) if r.target_reward is None else np.asarray(r.target_reward, dtype=np.float64)
+    return np.where(r.produced == r.target[:, None], value[:, None], 0.0)
+
+
 def distance_scale(vectors: np.ndarray, seed: int = 0, pairs: int = 20000) -> float:
     """Median Euclidean distance between random pairs of distinct items (next_item's delta)."""
     n = len(vectors)
@@ -136,6 +149,7 @@ REWARDS: dict[str, RewardFn] = {
     "diversity": diversity,
     "next_item": next_item,
     "hit": hit,
+    "logged": logged,
 }
 
 
