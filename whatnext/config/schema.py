@@ -106,7 +106,7 @@ class TrainConfig:
     gamma: float = _f(0.5, "sqn, sac, reinforce: discount of later logged rewards (TD target, REINFORCE return)")
     q_weight: float = _f(1.0, "sqn, sac: weight of the Q head's TD loss beside the supervised loss")
     target_tau: float = _f(0.01, "sqn, sac: the target network moves this share of the way to the online one each step")
-    warmup: int = _f(1000, "sac: steps of plain SQN before the cross-entropy is weighted by the Q advantage")
+    warmup: int = _f(200, "sac: steps of plain SQN before the cross-entropy is weighted by the Q advantage")
     topk: int = _f(10, "reinforce: K of the top-K off-policy correction lambda_K = K (1 - pi)^(K-1); 0 = plain off-policy REINFORCE")
     weight_cap: float = _f(10.0, "reinforce: importance weights pi/beta are capped at this")
     tensorboard: bool = _f(False, "also write the per-step and validation metrics as TensorBoard event files in the run folder (tensorboard --logdir models)")

@@ -10,6 +10,10 @@
   2020). Training runs over whole sequences, one output per step, which is far cheaper than
   one prefix at a time and ties the proto-action to what users actually played next.
 
+- ``sqn``, ``sac``, ``reinforce``: off-policy RL on the logged rewards (``Batch.rewards``) over the
+  same windows, encoder and supervised softmax as ``hybrid``; the losses are in
+  :mod:`whatnext.rl.offpolicy`, the step (:func:`train_offpolicy`) here.
+
 The supervised loss is a full softmax while the catalogue is small, and a *sampled* softmax
 above :data:`AUTO_FULL_MAX` items (``train.negatives``): the logits are computed only for the
 batch's own targets plus shared negatives drawn from (training count + 1) ** ``train.negative_power``,
