@@ -38,7 +38,8 @@ def test_sizes_and_ranges(written: dict[str, tuple[Path, Path]]) -> None:
     ev_path, it_path = written["a"]
     events = pd.read_csv(ev_path)
     items = pd.read_csv(it_path)
-    assert list(events.columns) == ["user_id", "item_id", "timestamp"]
+    assert list(events.columns) == ["user_id", "item_id", "timestamp", "played"]
+    assert set(events["played"]) == {"full", "skip"} and 0.6 < (events["played"] == "full").mean() < 0.9
     assert 1800 <= len(items) <= 2200 and items["item_id"].is_unique
     assert 450 <= events["user_id"].nunique() <= 550
     assert 40_000 <= len(events) <= 60_000
@@ -84,3 +85,36 @@ def test_sequences_carry_signal() -> None:
     hit_transition = (pred == nxt[cut:]).mean()
     hit_popular = (nxt[cut:] == popular).mean()
     assert hit_transition > 3 * hit_popular
+
+
+def test_completion_follows_mood_and_taste_from_its_own_generator() -> None:
+    """Plays close to the mood and of a favourite genre are completed more often; the draw is its own."""
+    n = 20000
+    gap = np.repeat([0.0, 0.2, 0.6], n)
+    liked = np.tile(np.repeat([True, False], n // 2), 3)
+    full = demo.completed(gap, liked, seed=0)
+    np.testing.assert_array_equal(full, demo.completed(gap, liked, seed=0))  # deterministic
+    assert not np.array_equal(full, demo.completed(gap, liked, seed=1))
+    rate = full.reshape(3, 2, n // 2).mean(-1)  # (gap, liked)
+    expected = np.clip(0.15 + 0.65 * np.exp(-np.array([0.0, 0.2, 0.6]) ** 2 / 0.08)[:, None]
+                       + 0.15 * np.array([1, 0])[None, :], 0, 0.95)
+    np.testing.assert_allclose(rate, expected, atol=0.015)
+    assert (np.diff(rate[:, 0]) < 0).all() and (rate[:, 0] > rate[:, 1]).all()
+    # the play sequence is the one the demo had before it logged completions (README figures depend on it)
+    import hashlib
+
+    events, _ = demo.generate(0)
+    plays = events[["user_id", "item_id", "timestamp"]].to_csv(index=False, lineterminator="\n").encode()
+    assert hashlib.sha256(plays).hexdigest() == "a8a163b888805463e271266892edd9c8079f656fd6ee8bb4f821d67d088b3926"
+
+
+def test_demo_project_turns_completions_into_rewards(tmp_path: Path) -> None:
+    from whatnext import engine
+
+    out = engine.init_project(tmp_path, demo=True)
+    ds = load_dataset(engine.config_for(out["config"]))
+    events = pd.read_csv(tmp_path / "data" / demo.EVENTS_FILE)
+    assert ds.histories.rewards is not None
+    assert sorted(np.unique(ds.histories.rewards).tolist()) == [-1.0, 1.0]
+    assert (ds.histories.rewards == 1).mean() == pytest.approx((events["played"] == "full").mean())
+    assert "played" not in ds.catalogue.feature_names

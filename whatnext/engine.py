@@ -63,6 +63,8 @@ def init_project(folder: str | Path = ".", *, legacy: bool = False, demo: bool =
             cfg.data.path = f"data/{demo_mod.EVENTS_FILE}"
             if not legacy:  # setup.txt has no key for an item table: it gets one long table
                 cfg.data.items_path = f"data/{demo_mod.ITEMS_FILE}"
+                # full/skip as logged rewards (setup.txt cannot hold the map: the legacy demo keeps the original rewards)
+                cfg.data.reward_col, cfg.data.reward_map = demo_mod.REWARD_COLUMN, dict(demo_mod.REWARD_MAP)
             else:
                 _write_long_table(ev, it, root / "data" / "demo_long.csv")
                 written.append(str(root / "data" / "demo_long.csv"))

@@ -142,6 +142,7 @@ def render_inspect(con: Console, r: dict[str, Any]) -> None:
                    f"with an earlier one: each a target once an epoch), {sp['valid_targets']} validation and "
                    f"{sp['test_targets']} test targets")),
         ("features", "none: embeddings will be learned" if r["no_features"] else len(r["features"])),
+        *([("logged rewards", _rewards_line(r["rewards"]))] if r.get("rewards") else []),
         ("catalogue fingerprint", r["fingerprint"]),
     ]
     for k, v in rows:
@@ -159,6 +160,17 @@ def render_inspect(con: Console, r: dict[str, Any]) -> None:
             con.print("[yellow]warning:[/] missing or infinite feature values were replaced by the mean here; "
                       "training refuses such data: fill or drop them first")
     _inspect_notes(con, r)
+
+
+def _rewards_line(rw: dict[str, Any]) -> str:
+    """The reward column in one line: column, transform, mean, share positive, distinct values."""
+    from rich.markup import escape
+
+    how = "" if rw["transform"] == "none" else f", {rw['transform']}ed"
+    values = ", ".join(f"{v}: {n}" for v, n in rw["values"].items())
+    more = f" (the {len(rw['values'])} most common)" if rw["distinct"] > len(rw["values"]) else ""
+    return (f"column {escape(rw['column'])}{how}: {rw['count']} values, mean {_num(rw['mean'])}, "
+            f"{rw['positive_share']:.1%} positive, {rw['distinct']} distinct; {values}{more}")
 
 
 def _inspect_notes(con: Console, r: dict[str, Any]) -> None:

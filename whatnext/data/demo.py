@@ -9,6 +9,10 @@ songs more often), sometimes a jump to another favourite genre or a popular song
 song thus depends on the recent ones (several of them reveal the mood better than the last
 alone), which gives a sequential model real signal to beat popularity with.
 
+Every play is also logged as played in ``full`` or ``skip``-ped (column ``played``), as a listener
+would: a song close to the session's mood, and a song of one of the listener's favourite genres,
+is completed more often (:data:`COMPLETION_RULE`). The mood itself is never written out.
+
 The same seed gives byte-identical CSV files.
 """
 
@@ -23,6 +27,14 @@ FEATURES = (
     "danceability", "energy", "valence", "acousticness",
     "instrumentalness", "speechiness", "liveness", "tempo",
 )
+#: how far (Euclidean, in attribute space) a song may be from the session's mood and still fit it
+MOOD_SCALE = 0.2
+#: the rule README describes; :func:`completed` applies it
+COMPLETION_RULE = ("P(full) = 0.15 + 0.65 * exp(-gap^2 / (2 * 0.2^2)) + 0.15 * [song's genre is a favourite], at most 0.95; "
+                   "gap = distance between the song's attributes and the session's mood when it starts")
+#: the events column that records it, and the config that turns it into rewards
+REWARD_COLUMN = "played"
+REWARD_MAP = {"skip": -1.0, "full": 1.0}
 EVENTS_FILE = "events.csv"
 ITEMS_FILE = "items.csv"
 _START = 1_704_067_200  # 2024-01-01 00:00:00 UTC
@@ -35,7 +47,7 @@ _NOUN = ("Heart", "River", "Summer", "Dream", "Machine", "Garden", "Light", "Roa
 
 def generate(seed: int = 0, n_users: int = 500, n_items: int = 2000, n_events: int = 50_000,
              n_artists: int = 250, n_genres: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return ``(events, items)``: events (user_id, item_id, timestamp) and the song table."""
+    """Return ``(events, items)``: events (user_id, item_id, timestamp, played) and the song table."""
     rng = np.random.default_rng(seed)
     d = len(FEATURES)
     genre_center = rng.uniform(0.15, 0.85, size=(n_genres, d))
@@ -60,6 +72,7 @@ def generate(seed: int = 0, n_users: int = 500, n_items: int = 2000, n_events: i
     activity = rng.lognormal(0, 0.7, n_users)
     per_user = np.maximum(5, np.round(activity / activity.sum() * n_events)).astype(int)
     users, items, times = [], [], []
+    mood_gap, liked = [], []  # per play: distance to the session's mood, genre among the listener's favourites
     for u in range(n_users):
         n_fav = rng.integers(2, 4)
         fav = rng.choice(n_genres, size=n_fav, replace=False)
@@ -73,6 +86,8 @@ def generate(seed: int = 0, n_users: int = 500, n_items: int = 2000, n_events: i
             mood = feats[song] + rng.normal(0, 0.03, d)
             for _ in range(int(rng.geometric(1 / 12))):
                 u_items.append(song)
+                mood_gap.append(float(np.sqrt(((feats[song] - mood) ** 2).sum())))
+                liked.append(bool(song_genre[song] in fav))
                 times.append(t)
                 t += int(rng.integers(150, 300))
                 mood = np.clip(mood + rng.normal(0, 0.04, d), 0, 1)
@@ -99,12 +114,24 @@ def generate(seed: int = 0, n_users: int = 500, n_items: int = 2000, n_events: i
         "item_id": np.asarray(items, dtype=np.int64) + 1,
         "timestamp": np.asarray(times, dtype=np.int64),
     })
+    events["played"] = np.where(completed(np.asarray(mood_gap), np.asarray(liked), seed), "full", "skip")
     artist_names = np.array([_name(rng, 2) + " " + _name(rng, 3) for _ in range(n_artists)])
     titles = [f"{_ADJ[a]} {_NOUN[b]}" for a, b in rng.integers(0, 16, size=(n_items, 2))]
     items_df = pd.DataFrame({"item_id": np.arange(1, n_items + 1), "title": titles, "artist": artist_names[song_artist]})
     for j, name in enumerate(FEATURES):
         items_df[name] = np.round(feats[:, j], 4)
     return events, items_df
+
+
+def completed(mood_gap: np.ndarray, liked: np.ndarray, seed: int) -> np.ndarray:
+    """Whether each play was listened to the end (True) or skipped (False); see :data:`COMPLETION_RULE`.
+
+    Drawn from a generator of its own (seeded by ``(seed, 16)``) so that the play sequence, which
+    the main generator draws, is the same with or without completion flags.
+    """
+    fit = np.exp(-(mood_gap**2) / (2 * MOOD_SCALE**2))
+    p = np.clip(0.15 + 0.65 * fit + 0.15 * liked, 0.0, 0.95)
+    return np.random.default_rng([seed, 16]).random(len(p)) < p
 
 
 def _zipf(n: int, a: float, rng: np.random.Generator) -> np.ndarray:
