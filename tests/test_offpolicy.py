@@ -84,22 +84,35 @@ def _batch(ds, cfg: Config, seed: int = 0):
 
 
 def test_the_behaviour_head_does_not_train_the_encoder(tmp_path: Path) -> None:
-    """reinforce with zero returns: only the behaviour head's loss is left, and the paper blocks its gradient
-    into the encoder, so the actor stays exactly as it was while the behaviour head moves."""
+    """reinforce with zero returns: the policy gradient is 0, so the actor's gradient must be the cross-entropy's
+    alone (the paper blocks the behaviour head's gradient into the encoder) while the behaviour head gets one."""
+    from whatnext.rl.algorithms import next_item_loss
+
     ds = _rewarded_dataset()
     cfg = ch.config(tmp_path, "reinforce")
     agent = _agent(cfg, ds)
     batch = _batch(ds, cfg)
     batch.rewards[:] = 0.0
-    actor0 = {k: v.clone() for k, v in agent.actor.state_dict().items()}
-    beta0 = agent.offpolicy.heads.beta.weight.detach().clone()
-    m = agent.propagate(batch, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    hidden = agent.actor.hidden(torch.from_numpy(batch.inputs))
+    ce, cands = next_item_loss(agent, batch, agent.actor._out(hidden), np.random.default_rng(0), reduction="none")
+    loss, m = offpolicy.reinforce_loss(agent, batch, offpolicy.prepare(agent, batch, hidden, cands), ce)
     assert m["train/pg_loss"] == 0.0 and m["train/beta_loss"] > 0
-    assert ch.state_equal(actor0, agent.actor.state_dict())
-    assert not torch.equal(beta0, agent.offpolicy.heads.beta.weight)
-    # positive control: with the logged rewards the actor moves
-    agent.propagate(_batch(ds, cfg), np.random.default_rng(1), torch.Generator().manual_seed(1))
-    assert not ch.state_equal(actor0, agent.actor.state_dict())
+    params = [p for p in agent.actor.parameters() if p.requires_grad]
+    full = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    supervised = torch.autograd.grad(ce.mean(), params, retain_graph=True, allow_unused=True)
+    for a, b in zip(full, supervised, strict=True):
+        assert (a is None and b is None) or torch.allclose(a, b, atol=1e-7)
+    beta = torch.autograd.grad(loss, [agent.offpolicy.heads.beta.weight])[0]
+    assert beta.abs().sum() > 0
+    # positive control: with the logged rewards the policy gradient reaches the actor
+    batch = _batch(ds, cfg)
+    hidden = agent.actor.hidden(torch.from_numpy(batch.inputs))
+    ce, cands = next_item_loss(agent, batch, agent.actor._out(hidden), np.random.default_rng(0), reduction="none")
+    loss, m = offpolicy.reinforce_loss(agent, batch, offpolicy.prepare(agent, batch, hidden, cands), ce)
+    assert m["train/pg_loss"] != 0.0
+    full = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    supervised = torch.autograd.grad(ce.mean(), params, allow_unused=True)
+    assert any(a is not None and not torch.allclose(a, b, atol=1e-7) for a, b in zip(full, supervised, strict=True))
 
 
 @pytest.mark.parametrize("algorithm", ["sqn", "sac"])
@@ -218,3 +231,31 @@ def test_train_resume_exactly_and_evaluate_through_the_cli(algorithm: str, tmp_p
     _ok(result)
     recs = json.loads(result.stdout)["recommendations"]
     assert len(recs) == 4 and len({r["item_id"] for r in recs}) == 4
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_the_sampled_softmax_path_trains_the_heads_on_its_candidates(algorithm: str, tmp_path: Path) -> None:
+    """With fewer shared negatives than items the heads score only the step's candidates (targets + negatives)."""
+    ds = _rewarded_dataset()
+    cfg = ch.config(tmp_path, algorithm, negatives=10, warmup=1)
+    cfg.model.item_embedding, cfg.model.embedding_dim = "learned", 4
+    agent = _agent(cfg, ds)
+    assert agent.actor.out_items.learned.sparse  # lazy updates of the touched rows only
+    heads0 = {k: v.clone() for k, v in agent.offpolicy.heads.state_dict().items()}
+    for i in range(3):
+        m = agent.propagate(_batch(ds, cfg, i), np.random.default_rng(i), torch.Generator().manual_seed(i))
+        assert all(np.isfinite(v) for v in m.values()), m
+    assert not ch.state_equal(heads0, agent.offpolicy.heads.state_dict())
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_the_transformer_encoder_carries_the_heads_too(algorithm: str, tmp_path: Path) -> None:
+    ds = _rewarded_dataset()
+    cfg = ch.config(tmp_path, algorithm, samples=4 * ch.BATCH, checkpoint_every=2, warmup=1)
+    cfg.model.name, cfg.model.heads = "transformer", 2
+    environment.train(cfg, ds)
+    _, payload = checkpoints.load_latest(cfg.run_dir)
+    assert any(k.startswith("target_actor.blocks.") for k in payload["offpolicy"])
+    assert int(payload["offpolicy"]["steps"]) == 4
+    cfg.train.samples = 6 * ch.BATCH
+    assert environment.train(cfg, ds, resume=True)["steps"] == 6

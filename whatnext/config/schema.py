@@ -108,6 +108,7 @@ class TrainConfig:
     target_tau: float = _f(0.01, "sqn, sac: the target network moves this share of the way to the online one each step")
     warmup: int = _f(200, "sac: steps of plain SQN before the cross-entropy is weighted by the Q advantage")
     topk: int = _f(10, "reinforce: K of the top-K off-policy correction lambda_K = K (1 - pi)^(K-1); 0 = plain off-policy REINFORCE")
+    pg_weight: float = _f(0.5, "reinforce: weight of the off-policy-corrected policy-gradient loss beside the supervised loss")
     weight_cap: float = _f(10.0, "reinforce: importance weights pi/beta are capped at this")
     tensorboard: bool = _f(False, "also write the per-step and validation metrics as TensorBoard event files in the run folder (tensorboard --logdir models)")
 
@@ -356,6 +357,7 @@ BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("train", "warmup"): (0, 10**12),
     ("train", "topk"): (0, 100_000),
     ("train", "weight_cap"): (1, 10**6),
+    ("train", "pg_weight"): (0, 1000),
     ("eval", "ks"): (1, 100_000),  # each cut-off; at most MAX_CUTOFFS of them
     ("eval", "max_users"): (0, 10**9),  # or "auto"
     ("recommend", "diversity"): (0, 1000),
