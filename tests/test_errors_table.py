@@ -182,6 +182,9 @@ DATA_FILES: dict[str, dict[str, str | bytes]] = {
     "data-bad-decimal": {"events.csv": "user_id,item_id,timestamp\nu1,s1,1\n"},
     "data-mixed-unix-units": {"events.csv": "user_id,item_id,timestamp\nu1,s1,1711843200\nu1,s2,1711843300000\n"},
     "data-bad-feature-cols": {"events.csv": "user_id,item_id,timestamp\nu1,s1,1\n"},
+    "data-reward-text": {"events.csv": "user_id,item_id,timestamp,played\nu1,s1,1,full\nu1,s2,2,half\nu1,s3,3,skip\n"},
+    "data-reward-empty": {"events.csv": "user_id,item_id,timestamp,rating\nu1,s1,1,4\nu1,s2,2,5\nu1,s3,3,\n"},
+    "data-reward-missing-column": {"events.csv": "user_id,item_id,timestamp,played\nu1,s1,1,full\n"},
 }
 DATA_CONFIG_EXTRA = {
     "data-unknown-encoding": 'encoding = "klingon"\n',
@@ -192,6 +195,9 @@ DATA_CONFIG_EXTRA = {
     "data-composite-key-clash": 'item_col = ["artist", "title"]\n',
     "data-bad-decimal": 'decimal = ";"\n',
     "data-bad-feature-cols": 'feature_cols = "all"\n',
+    "data-reward-text": 'reward_col = "played"\nreward_map = { full = 1, skip = -1 }\n',
+    "data-reward-empty": 'reward_col = "rating"\n',
+    "data-reward-missing-column": 'reward_col = "completed"\n',
 }
 
 

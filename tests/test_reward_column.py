@@ -139,3 +139,73 @@ def test_logged_reward_is_the_played_songs_reward_and_mixes_by_weight():
     assert parts["train/reward_logged"] == pytest.approx((-1.0 + 2.5) / 6)
     r.target_reward = None  # no reward column: every play counts 1, as hit
     np.testing.assert_array_equal(rewards.logged(r), rewards.hit(r))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".pk"])
+def test_every_reader_goes_through_the_same_reward_path(tmp_path, suffix):
+    from helpers import config_for
+
+    from whatnext.data import load_dataset
+
+    events, items = _events_with([True, False, True, True] * 5)
+    events = events.merge(items, on="item_id")  # one long table, as the legacy pickle holds
+    path = tmp_path / f"events{suffix}"
+    {".csv": lambda p: events.to_csv(p, index=False), ".parquet": events.to_parquet, ".pk": events.to_pickle}[suffix](path)
+    ds = load_dataset(config_for(path, reward_col="played", reward_map={"false": -1.0}))
+    np.testing.assert_array_equal(ds.histories.rewards, np.where(_expected(events, ds, "played"), 1.0, -1.0))
+    assert "played" not in ds.catalogue.feature_names
+
+
+def test_empty_cells_map_through_the_empty_key():
+    events, items = _events_with([1.0, np.nan, 2.0, 3.0] * 5)
+    ds = build_dataset(events, items, _cfg(reward_col="played", reward_map={"": 0.0}), source="t")
+    np.testing.assert_array_equal(ds.histories.rewards, np.nan_to_num(_expected(events, ds, "played").astype(float)))
+
+
+def test_served_plays_join_with_a_neutral_reward(tmp_path):
+    import json
+
+    from whatnext.serving.plays import with_plays
+
+    events, items = _events_with(np.arange(20) + 1.0)
+    ds = build_dataset(events, items, _cfg(reward_col="played"), source="t")
+    log = tmp_path / "plays.jsonl"
+    log.write_text(json.dumps({"user": "1", "items": ["2", "3"], "time": 1.0}) + "\n"
+                   + json.dumps({"user": "new", "items": ["1"], "time": 2.0}) + "\n")
+    merged, summary = with_plays(ds, log)
+    h, old = merged.histories, ds.histories
+    assert summary["events"] == 3 and h.rewards is not None and len(h.rewards) == len(h.items)
+    np.testing.assert_array_equal(np.sort(h.rewards[h.rewards != 0]), np.sort(old.rewards))
+    u = int(h.user_index(["1"])[0])
+    np.testing.assert_array_equal(h.rewards[h.offsets[u]: h.offsets[u + 1]], [*old.rewards[old.offsets[0]: old.offsets[1]], 0, 0])
+
+
+def test_inspect_data_describes_the_reward_column(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from whatnext.cli import app
+
+    events, items = _events_with(["full", "skip", "full", "full"] * 5)
+    events.to_csv(tmp_path / "events.csv", index=False)
+    items.to_csv(tmp_path / "items.csv", index=False)
+    (tmp_path / "whatnext.toml").write_text('[data]\npath = "events.csv"\nitems_path = "items.csv"\nreward_col = "played"\n'
+                                            'reward_map = { full = 1, skip = -1 }\nreward_transform = "center"\n')
+    runner = CliRunner()
+    out = runner.invoke(app, ["inspect-data", "--config", str(tmp_path / "whatnext.toml"), "--json"])
+    assert out.exit_code == 0, out.output
+    rw = json.loads(out.stdout)["rewards"]
+    ds = build_dataset(events, items, _cfg(reward_col="played", reward_map={"full": 1.0, "skip": -1.0},
+                                           reward_transform="center"), source="t")
+    r = ds.histories.rewards
+    assert rw["column"] == "played" and rw["transform"] == "center" and rw["count"] == 20 and rw["distinct"] == 2
+    assert rw["positive_share"] == pytest.approx(0.75) and rw["mean"] == pytest.approx(float(r.mean()))
+    assert {float(v): n for v, n in rw["values"].items()} == pytest.approx(
+        {float(f"{v:g}"): int((r == v).sum()) for v in np.unique(r)})
+    table = runner.invoke(app, ["inspect-data", "--config", str(tmp_path / "whatnext.toml")], env={"COLUMNS": "100"})
+    flat = " ".join(table.stdout.split())
+    assert table.exit_code == 0 and "logged rewards" in flat and "column played, centered: 20 values" in flat
+    assert "75.0% positive, 2 distinct" in flat
+    plain = runner.invoke(app, ["inspect-data", "--config", str(tmp_path / "whatnext.toml"), "--set", "data.reward_col="])
+    assert plain.exit_code == 0 and "logged rewards" not in plain.stdout

@@ -468,22 +468,36 @@ def evaluate(config: str | Path | None = None, overrides: dict[str, Any] | None 
     agent, pt, trained = _load_run(cfg, ds, run, checkpoint)
     emb = agent.diversity_space()[0]  # the space ILD is reported in
     sigma = rewards.population_sigma(ds.histories, emb)  # once, shared by every row
-    rows = [_score(agent, ds, cfg, emb, sigma)]
+    off = _off_policy(ds, cfg)  # fitted once, shared by every row
+    rows = [_score(agent, ds, cfg, emb, sigma, off)]
     report = None
     if baselines:
         models, report = fit_baselines(ds, cfg, trained=trained, embeddings=emb, callback=callback)
-        rows += [_score(model, ds, cfg, emb, sigma) for model in models]
-    return {"checkpoint": str(pt), "split": cfg.eval.split, "include_seen": cfg.eval.include_seen,
-            "diversity": cfg.recommend.diversity, "ks": list(cfg.eval.ks), "users": rows[0]["eval/users"], "rows": rows,
-            "baselines": report}
+        rows += [_score(model, ds, cfg, emb, sigma, off) for model in models]
+    out = {"checkpoint": str(pt), "split": cfg.eval.split, "include_seen": cfg.eval.include_seen,
+           "diversity": cfg.recommend.diversity, "ks": list(cfg.eval.ks), "users": rows[0]["eval/users"], "rows": rows,
+           "baselines": report}
+    if off is not False:
+        out["off_policy"] = {"reward_col": cfg.data.reward_col, "reward_transform": cfg.data.reward_transform,
+                             **off.describe()}
+    return out
 
 
-def _score(model: Any, ds: Any, cfg: Config, emb: Any, sigma: Any) -> dict[str, Any]:
-    """evaluate() with the config's split, cut-offs and protocol, and the top-1 diversity reward."""
+def _off_policy(ds: Any, cfg: Config) -> Any:
+    """The behaviour policy and reward model of off-policy evaluation, or False when the data has no rewards."""
+    if ds.histories.rewards is None:
+        return False
+    from whatnext.evaluation.ope import OffPolicy
+
+    return OffPolicy.fit(ds.histories, len(ds.catalogue), cfg.eval.ope_clip)
+
+
+def _score(model: Any, ds: Any, cfg: Config, emb: Any, sigma: Any, off: Any = False) -> dict[str, Any]:
+    """evaluate() with the config's split, cut-offs and protocol, the top-1 diversity reward and off-policy estimates."""
     from whatnext.evaluation.protocol import evaluate as run_eval
 
     return run_eval(model, ds, cfg.eval.split, tuple(cfg.eval.ks), cfg.eval.include_seen, embeddings=emb,
-                    population_sigma=sigma, window=cfg.model.window)
+                    population_sigma=sigma, window=cfg.model.window, off_policy=off)
 
 
 # ---------------------------------------------------------------- figures

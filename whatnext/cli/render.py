@@ -166,7 +166,7 @@ def _rewards_line(rw: dict[str, Any]) -> str:
     """The reward column in one line: column, transform, mean, share positive, distinct values."""
     from rich.markup import escape
 
-    how = "" if rw["transform"] == "none" else f", {rw['transform']}ed"
+    how = {"none": "", "center": ", centered", "standardize": ", standardized"}.get(rw["transform"], f", {rw['transform']}")
     values = ", ".join(f"{v}: {n}" for v, n in rw["values"].items())
     more = f" (the {len(rw['values'])} most common)" if rw["distinct"] > len(rw["values"]) else ""
     return (f"column {escape(rw['column'])}{how}: {rw['count']} values, mean {_num(rw['mean'])}, "
@@ -304,7 +304,20 @@ def render_eval(con: Console, r: dict[str, Any], wide: bool = False, columns: li
         for i, group in enumerate(groups or [[]]):
             con.print(_build(title if i == 0 else None, [model, *group], len(rows)))
     con.print(f"[dim]checkpoint {r['checkpoint']}[/]")
+    off_policy_note(con, r.get("off_policy"))
     baselines_note(con, r.get("baselines"))
+
+
+def off_policy_note(con: Console, o: dict[str, Any] | None) -> None:
+    """One dim line under the eval table: what the reward columns mean and how they were estimated."""
+    if not o:
+        return
+    from rich.markup import escape
+
+    con.print(f"[dim]logged rewards of {escape(o['reward_col'])}: reward@K = hits weighted by their reward; "
+              f"ndcg_pos@K = NDCG@K over positively rewarded plays; reward_ips/snips/dr@K = the mean reward of a "
+              f"song from the top-K estimated off-policy ({escape(o['behaviour_policy'])} as the behaviour policy, "
+              f"weights clipped at {o['clip']:g}); ess@K = effective sample size of those weights[/]")
 
 
 def baselines_note(con: Console, b: dict[str, Any] | None) -> None:

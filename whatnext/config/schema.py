@@ -121,6 +121,7 @@ class EvalConfig:
     split: str = _f("valid", "which held-out event to score: valid (second-to-last) or test (last)")
     include_seen: bool = _f(False, "keep already played items in the ranking")
     max_users: str | int = _f("auto", "validation at checkpoints on a seeded sample of this many users; auto = all users up to 50000, a sample of 50000 above; 0 = all")
+    ope_clip: float = _f(100.0, "with data.reward_col: cap on the importance weights of the off-policy estimates (IPS, SNIPS, DR), >= 1")
 
 
 @dataclass
@@ -360,6 +361,7 @@ BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("train", "pg_weight"): (0, 1000),
     ("eval", "ks"): (1, 100_000),  # each cut-off; at most MAX_CUTOFFS of them
     ("eval", "max_users"): (0, 10**9),  # or "auto"
+    ("eval", "ope_clip"): (1, 1e12),
     ("recommend", "diversity"): (0, 1000),
     ("recommend", "diversity_pool"): (1, 100_000),
 }
@@ -444,6 +446,8 @@ def _check_value(section: str, key: str, value: Any, where: str) -> None:
         raise ConfigError(f"{where}: key 'model.rerank_weight' is {value}, expected a number >= 0")
     if section == "train" and key in ("noise", "relax", "grad_clip", "rl_weight", "negative_power") and not value >= 0:
         raise ConfigError(f"{where}: key 'train.{key}' is {value}, expected a number >= 0")
+    if (section, key) == ("eval", "ope_clip") and not value >= 1:
+        raise ConfigError(f"{where}: key 'eval.ope_clip' is {value}, expected a number >= 1 (the cap on importance weights)")
     if (section, key) == ("model", "dropout") and not 0 <= value < 1:
         raise ConfigError(f"{where}: key 'model.dropout' is {value}, expected a number in [0, 1)")
     if (section, key) == ("train", "rewards"):

@@ -133,6 +133,7 @@ def evaluate(
     batch_rows: int | None = None,
     population_sigma: np.ndarray | None = None,
     window: int = 50,
+    off_policy: Any = True,
 ) -> dict[str, Any]:
     """Score a fitted ``model`` on ``split`` with full ranking; flat, namespaced results.
 
@@ -144,6 +145,13 @@ def evaluate(
     ``population_sigma`` (from :func:`whatnext.rl.rewards.population_sigma`) it also reports
     ``eval/diversity_reward@1``: the original diversity reward of each user's top item against
     the last ``window`` items of the history, from the same ranking.
+
+    When the data has logged rewards (``data.reward_col``) it also reports, for every K,
+    ``eval/reward@K``, ``eval/ndcg_pos@K`` and the off-policy estimates ``eval/reward_ips@K``,
+    ``eval/reward_snips@K``, ``eval/reward_dr@K`` with ``eval/ess@K`` (see
+    :mod:`whatnext.evaluation.ope`). ``off_policy``: True fits the behaviour policy and reward
+    model here (on the training part), an :class:`~whatnext.evaluation.ope.OffPolicy` is used as
+    given (fit once for many models), False leaves them out.
     """
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
@@ -158,8 +166,16 @@ def evaluate(
         need = 3 if split == "valid" else 2
         raise DataError(f"{dataset.source}: no user has a {split} target (a user needs at least {need} events)")
     ranked = rank_all(model, hists, ks[-1], n_items, include_seen=include_seen, batch_rows=batch_rows)
-    return score_ranking(ranked, dataset, split, ks, include_seen, embeddings, name=getattr(model, "name", type(model).__name__),
-                         population_sigma=population_sigma, window=window, check=False)  # rank_all checked it
+    out = score_ranking(ranked, dataset, split, ks, include_seen, embeddings, name=getattr(model, "name", type(model).__name__),
+                        population_sigma=population_sigma, window=window, check=False)  # rank_all checked it
+    h = dataset.histories
+    if off_policy is not False and h.rewards is not None:
+        from whatnext.evaluation.ope import OffPolicy
+
+        if off_policy is True:
+            off_policy = OffPolicy.fit(h, n_items)
+        out.update(off_policy.metrics(ranked, h, h.targets(split)[1], ks))
+    return out
 
 
 def score_ranking(
