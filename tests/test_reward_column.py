@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from core_helpers import frames
 
 from whatnext.config import Config
 from whatnext.data import build_dataset
 from whatnext.errors import DataError
 from whatnext.rl.batch import make_batch
-
-from core_helpers import frames
 
 
 def _cfg(**data) -> Config:

@@ -35,38 +35,40 @@ from whatnext.errors import DataError
 TRANSFORMS = ("none", "center", "standardize")
 
 
-def _key_text(s: pd.Series) -> pd.Series:
-    """Each value as the text a reward_map key is compared with (lower case, trimmed)."""
-    if pd.api.types.is_bool_dtype(s):
-        return s.map({True: "true", False: "false"}).astype(str)
-    if pd.api.types.is_float_dtype(s):
-        whole = s.notna() & np.isfinite(s.fillna(0)) & s.eq(s.round())
-        text = s.astype(str)
-        text[whole] = s[whole].astype(np.int64).astype(str)
-        text[s.isna()] = ""
-        return text.str.lower()
-    text = s.astype(object).where(s.notna(), "")
-    return text.map(lambda v: ("true" if v else "false") if isinstance(v, (bool, np.bool_)) else str(v)).str.strip().str.lower()
+def _one_key(v: object) -> str:
+    """A value as the text a reward_map key is compared with: lower case, trimmed, true/false, 1.0 as 1."""
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, (float, np.floating)) and np.isfinite(v) and float(v).is_integer():
+        return str(int(v))
+    return str(v).strip().lower()
+
+
+def _one_number(v: object) -> float:
+    """A value as a number: true/false as 1/0, numbers and numeric text as themselves, anything else NaN."""
+    if isinstance(v, (bool, np.bool_)):
+        return float(v)
+    try:
+        return float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def read_rewards(events: pd.DataFrame, cfg: DataConfig, source: str) -> np.ndarray:
-    """The raw (mapped, untransformed) reward of every event row, float64, in file order."""
+    """The raw (mapped, untransformed) reward of every event row, float64, in file order.
+
+    Each distinct value is looked up once (``pd.factorize``), so a long log costs no loop over rows.
+    """
     col = cfg.reward_col
     s = events[col].reset_index(drop=True)
-    out = np.full(len(s), np.nan)
-    mapped = np.zeros(len(s), dtype=bool)
-    if cfg.reward_map:
-        table = {str(k).strip().lower(): float(v) for k, v in cfg.reward_map.items()}
-        keys = _key_text(s)
-        hit = keys.isin(table.keys()).to_numpy()
-        out[hit] = keys[hit].map(table).to_numpy(dtype=np.float64)
-        mapped = hit
-    rest = s[~mapped]
-    if pd.api.types.is_bool_dtype(rest):
-        num = rest.astype(np.float64)
+    table = {str(k).strip().lower(): float(v) for k, v in cfg.reward_map.items()}
+    if not table and (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
+        out = s.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
-        num = pd.to_numeric(rest.map(lambda v: float(v) if isinstance(v, (bool, np.bool_)) else v), errors="coerce")
-    out[~mapped] = num.to_numpy(dtype=np.float64, na_value=np.nan)
+        codes, uniq = pd.factorize(s, use_na_sentinel=True)
+        values = np.array([table[k] if (k := _one_key(v)) in table else _one_number(v) for v in uniq] + [table.get("", np.nan)],
+                          dtype=np.float64)  # the last entry: empty cells (code -1)
+        out = values[codes]
     bad = ~np.isfinite(out)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
@@ -107,11 +109,11 @@ def describe(rewards: np.ndarray | None, col: str, how: str, max_values: int = 1
     return {
         "column": col,
         "transform": how,
-        "count": int(len(rewards)),
+        "count": len(rewards),
         "mean": float(rewards.mean()) if len(rewards) else 0.0,
         "min": float(rewards.min()) if len(rewards) else 0.0,
         "max": float(rewards.max()) if len(rewards) else 0.0,
         "positive_share": float((rewards > 0).mean()) if len(rewards) else 0.0,
-        "distinct": int(len(values)),
+        "distinct": len(values),
         "values": {f"{float(values[i]):g}": int(counts[i]) for i in top},
     }
