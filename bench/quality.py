@@ -4,6 +4,8 @@
     python bench/quality.py --data ../shared/data/ml-100k/u.data    # MovieLens 100K (read in place)
     python bench/quality.py --data ... --config examples/whatnext.toml --split test
     python bench/quality.py --data ... --model transformer --seed 1 --skip lstm   # the self-attention actor
+    python bench/quality.py --data ../shared/data/ml-100k/u.data --set data.reward_col=rating \
+        --set data.reward_transform=center --algorithms hybrid sqn sac reinforce   # off-policy RL on logged rewards
 
 Trains the agent with the given config (default: the built-in defaults) for its configured
 epochs, picks the checkpoint with the best validation NDCG@10, and prints one table on the
@@ -11,7 +13,11 @@ chosen split: every baseline and the agent, with played items excluded from the 
 (whatnext's default) and kept (as RecBole reports), plus wall time for training and
 evaluation and seconds per training epoch. A second agent row shows the same trained agent
 with diversified lists (``recommend.diversity``, ``--diversity``; 0 leaves the row out).
-Nothing is written outside a temporary folder.
+With ``--algorithms`` it instead trains the agent once per named algorithm (``train.algorithm``;
+``hybrid`` with ``model.rerank = 0`` and ``rl_weight = 0`` is the supervised baseline of the same
+encoder) and prints one row each: the ranking metrics beside the logged-reward ones of
+:mod:`whatnext.evaluation.ope` (see README "Off-policy RL"). ``--set KEY=VALUE`` overrides any config
+key, as ``whatnext --set`` does. Nothing is written outside a temporary folder.
 """
 
 from __future__ import annotations
@@ -41,18 +47,30 @@ def main() -> None:
     ap.add_argument("--seed", type=int, help="override train.seed")
     ap.add_argument("--skip-lstm", action="store_true", help="leave out the supervised LSTM baseline")
     ap.add_argument("--skip", nargs="*", default=[], help="leave out these baselines (e.g. lstm sasrec)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config key (repeatable), e.g. --set data.reward_col=rating")
+    ap.add_argument("--algorithms", nargs="*", default=[],
+                    help="compare these training algorithms instead (e.g. hybrid sqn sac reinforce)")
     ap.add_argument("--diversity", type=float, default=0.5,
                     help="also show the same agent with recommend.diversity = this (default 0.5; 0 = leave the row out)")
     args = ap.parse_args()
 
-    cfg = load_config(args.config, {"data.path": str(Path(args.data).resolve()) if args.data else None,
-                                    "train.epochs": args.epochs, "model.name": args.model, "train.seed": args.seed})
+    from whatnext.cli.app import parse_sets
+
+    overrides = {**parse_sets(args.sets), "data.path": str(Path(args.data).resolve()) if args.data else None,
+                 "train.epochs": args.epochs, "model.name": args.model, "train.seed": args.seed}
+    cfg = load_config(args.config, overrides)
     t = time.perf_counter()
     ds = load_dataset(cfg)
     load_s = time.perf_counter() - t
     print(f"data: {ds.source}: {len(ds.histories)} users, {len(ds.catalogue)} items, {len(ds.histories.items)} events "
           f"(loaded in {load_s:.2f} s)")
 
+    if args.algorithms:
+        from offpolicy_table import compare_algorithms  # bench/offpolicy_table.py
+
+        compare_algorithms(args.config, overrides, ds, args.algorithms, args.split)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         cfg.paths.models_dir, cfg.paths.run = tmp, "bench"
         t = time.perf_counter()

@@ -45,7 +45,8 @@ agent_mod.Agent.wake = lambda self: (agents.append(self), _wake(self))[1]
 summary = engine.train(config, overrides, force=True)
 out.mkdir(parents=True, exist_ok=True)
 a = agents[-1]
-torch.save({"actor": a.actor.state_dict(), "critic": a.critic.state_dict()}, out / f"rank{rank}.pt")
+heads = a.offpolicy.heads.state_dict() if a.offpolicy is not None else {}  # sqn/sac/reinforce's extra heads
+torch.save({"actor": a.actor.state_dict(), "critic": a.critic.state_dict(), "heads": heads}, out / f"rank{rank}.pt")
 (out / f"writes{rank}.txt").write_text("".join(w + "\n" for w in writes))
 (out / f"summary{rank}.json").write_text(json.dumps({**summary, "sparse_allreduce": a.replica.sparse_allreduce},
                                                    default=str))

@@ -137,6 +137,19 @@ def test_two_processes_keep_equal_weights_and_only_rank0_writes(tmp_path: Path, 
 
 
 @pytest.mark.slow
+def test_offpolicy_heads_stay_equal_across_ranks(tmp_path: Path) -> None:
+    """sqn's Q head learns beside the actor: its gradients are averaged too, so after training the
+    ranks' actor and heads are bit-identical (each rank saw other windows: unsynced heads would differ)."""
+    cfg = _project(tmp_path, algorithm="sqn", epochs=1, checkpoint_every=100)
+    out = tmp_path / "out"
+    _worker_job(cfg, out)
+    r0, r1 = (torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert r0["heads"], "sqn trained without heads"
+    for part in ("actor", "heads"):
+        assert ch.state_equal(r0[part], r1[part]), part
+
+
+@pytest.mark.slow
 def test_same_world_size_gives_bit_identical_weights(tmp_path: Path) -> None:
     cfg = _project(tmp_path, algorithm="original", epochs=1, checkpoint_every=100)
     runs = []

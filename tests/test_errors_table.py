@@ -343,6 +343,12 @@ def _locked(tmp: Path, trained: Path) -> dict[str, str]:
     return {"cfg": str(tmp / "whatnext.toml"), "pid": str(pid)}
 
 
+@setup("ckpt-resume-other-algorithm")
+def _trained_hybrid(tmp: Path, trained: Path) -> dict[str, str]:
+    _trained_copy(tmp, trained)
+    return {"cfg": str(tmp / "whatnext.toml")}
+
+
 @setup("ckpt-none-yet", "ckpt-resume-without-checkpoint", "train-nan-loss")
 def _untrained(tmp: Path, trained: Path) -> dict[str, str]:
     _trained_copy(tmp, trained)

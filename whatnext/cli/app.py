@@ -328,7 +328,7 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run from its newest good checkpoint, to the target it was started with (its --epochs and --set) unless given again.")] = False,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (overrides train.seed).", show_default=False)] = None,
     run: RunOpt = None,
-    algorithm: Annotated[Optional[str], typer.Option("--algorithm", help="Training algorithm: original or hybrid (overrides train.algorithm).", show_default=False)] = None,
+    algorithm: Annotated[Optional[str], typer.Option("--algorithm", help="Training algorithm: original, hybrid, sqn, sac or reinforce (overrides train.algorithm).", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Delete the run's existing checkpoints and start over.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar.")] = False,
     plays: Annotated[Optional[Path], typer.Option("--plays", help="Also train on the plays a server logged (models_dir/RUN/plays.jsonl): appended to the users' histories.", show_default=False)] = None,

@@ -84,7 +84,7 @@ class TrainConfig:
     """The training loop."""
 
     enabled: bool = _f(True, "legacy 'train' key: yes = train, no = inference only (used by 'whatnext run')")
-    algorithm: str = _f("hybrid", "training algorithm from the registry: original (actor-critic as first designed) or hybrid")
+    algorithm: str = _f("hybrid", "training algorithm from the registry: original (actor-critic as first designed), hybrid, or off-policy RL on logged rewards: sqn, sac, reinforce (README 'Off-policy RL')")
     rl_weight: float = _f(0.0, "hybrid: weight of the actor-critic loss beside the supervised next-item loss")
     epochs: int = _f(10, "passes over all training positions")
     samples: int = _f(0, "legacy 'epochs' key: total training samples to run; 0 = use epochs instead")
@@ -103,6 +103,13 @@ class TrainConfig:
     negatives: str | int = _f("auto", "hybrid: shared negatives per step of a sampled softmax; auto = full softmax up to 4096 items, 2048 negatives above; a count at least the catalogue = full softmax")
     negative_power: float = _f(0.75, "negatives are drawn from (training count + 1) ** negative_power (0 = uniform, 1 = popularity), logQ-corrected")
     device: str = _f("auto", "where training runs: auto (CUDA when available), cpu or cuda")
+    gamma: float = _f(0.5, "sqn, sac, reinforce: discount of later logged rewards (TD target, REINFORCE return)")
+    q_weight: float = _f(1.0, "sqn, sac: weight of the Q head's TD loss beside the supervised loss")
+    target_tau: float = _f(0.01, "sqn, sac: the target network moves this share of the way to the online one each step")
+    warmup: int = _f(200, "sac: steps of plain SQN before the cross-entropy is weighted by the Q advantage")
+    topk: int = _f(10, "reinforce: K of the top-K off-policy correction lambda_K = K (1 - pi)^(K-1); 0 = plain off-policy REINFORCE")
+    pg_weight: float = _f(0.5, "reinforce: weight of the off-policy-corrected policy-gradient loss beside the supervised loss")
+    weight_cap: float = _f(10.0, "reinforce: importance weights pi/beta are capped at this")
     tensorboard: bool = _f(False, "also write the per-step and validation metrics as TensorBoard event files in the run folder (tensorboard --logdir models)")
     dist_timeout: int = _f(600, "distributed training (torchrun, --nproc): seconds a process waits for the others at start-up and at every step (rank 0's validation must fit) before the job fails")
 
@@ -154,7 +161,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("eval", "split"): ("valid", "test"),
     ("model", "item_embedding"): ("auto", "features", "learned", "both"),
     ("model", "item_init"): ("auto", "random", "cooccurrence"),
-    ("train", "algorithm"): ("original", "hybrid"),
+    ("train", "algorithm"): ("original", "hybrid", "sqn", "sac", "reinforce"),
     ("train", "device"): ("auto", "cpu", "cuda"),
     ("recommend", "index"): ("auto", "exact", "ivf", "hnsw"),
 }
@@ -347,6 +354,13 @@ BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("train", "dist_timeout"): (1, 86_400),
     ("train", "negatives"): (1, 10**8),  # or "auto"
     ("train", "negative_power"): (0, 10),
+    ("train", "gamma"): (0, 0.999),
+    ("train", "q_weight"): (0, 1000),
+    ("train", "target_tau"): (0, 1),
+    ("train", "warmup"): (0, 10**12),
+    ("train", "topk"): (0, 100_000),
+    ("train", "weight_cap"): (1, 10**6),
+    ("train", "pg_weight"): (0, 1000),
     ("eval", "ks"): (1, 100_000),  # each cut-off; at most MAX_CUTOFFS of them
     ("eval", "max_users"): (0, 10**9),  # or "auto"
     ("eval", "ope_clip"): (1, 1e12),

@@ -30,6 +30,10 @@ class ProtoActor(nn.Module):
         # logits = -||proto - item||^2 * exp(log_scale): a softmax over distances (hybrid algorithms)
         self.log_scale = nn.Parameter(torch.tensor(0.0 if learned_dim else 3.0))
 
+    def hidden(self, hist: torch.Tensor) -> torch.Tensor:
+        """The sequence encoder's states after every position (B, W, width); ``sequence`` is ``_out`` of them."""
+        raise NotImplementedError
+
     def _out(self, h: torch.Tensor) -> torch.Tensor:
         out = self.head(self.drop(h))
         # normalised features live in [0, 1]: keep proto-actions inside that box

@@ -45,6 +45,10 @@ class AgentModel(ProtoActor):
                             dropout=dropout if num_layers > 1 else 0.0)
         self._head(hidden_size, dropout, learned_dim)
 
+    def hidden(self, hist: torch.Tensor) -> torch.Tensor:
+        """The encoder's states after every position (B, W, hidden_size): what extra heads (Q, behaviour) read."""
+        return self.lstm(self.items(hist))[0]
+
     def sequence(self, hist: torch.Tensor) -> torch.Tensor:
         """Proto-actions after every position of right-padded histories: (B, W, dim)."""
         out, _ = self.lstm(self.items(hist))

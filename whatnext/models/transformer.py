@@ -53,6 +53,10 @@ class TransformerAgent(ProtoActor):
         mask = nn.Transformer.generate_square_subsequent_mask(w, device=hist.device, dtype=x.dtype)
         return self.blocks(x, mask=mask, is_causal=True)
 
+    def hidden(self, hist: torch.Tensor) -> torch.Tensor:
+        """The encoder's states after every position (B, W, hidden_size): what extra heads (Q, behaviour) read."""
+        return self.encode(hist)
+
     def sequence(self, hist: torch.Tensor) -> torch.Tensor:
         """Proto-actions after every position of right-padded histories: (B, W, dim)."""
         return self._out(self.encode(hist))

@@ -19,7 +19,7 @@ from whatnext import models
 from whatnext.config import Config
 from whatnext.data import Dataset, pad_histories
 from whatnext.evaluation.diversify import diversify, typical_distance
-from whatnext.rl import rewards
+from whatnext.rl import offpolicy, rewards
 from whatnext.rl.algorithms import ALGORITHMS, optimisers, resolve_device
 from whatnext.rl.batch import SUCCESSORS, Batch
 from whatnext.rl.cooccurrence import ppmi_vectors
@@ -101,6 +101,9 @@ class Agent:
         self.transitions = Transitions(state.dataset)
         self.actor_opt: torch.optim.Optimizer | None = None
         self.critic_opt: torch.optim.Optimizer | None = None
+        # sqn / sac / reinforce: extra heads, target network and their optimiser (training only)
+        self.offpolicy: offpolicy.OffPolicy | None = None
+        self.offpolicy_opt: torch.optim.Optimizer | None = None
         self._vectors: np.ndarray | None = None
         self._div_space: tuple[np.ndarray, float] | None = None
         self.population_sigma: np.ndarray | None = None
@@ -112,6 +115,7 @@ class Agent:
     def wake(self) -> None:
         """Prepare for training: optimisers and the reward's per-user statistics."""
         self.actor_opt, self.critic_opt = optimisers(self)
+        offpolicy.attach(self)
         self._refresh_reward_stats()
 
     def ready(self) -> None:

@@ -10,6 +10,10 @@
   2020). Training runs over whole sequences, one output per step, which is far cheaper than
   one prefix at a time and ties the proto-action to what users actually played next.
 
+- ``sqn``, ``sac``, ``reinforce``: off-policy RL on the logged rewards (``Batch.rewards``) over the
+  same windows, encoder and supervised softmax as ``hybrid``; the losses are in
+  :mod:`whatnext.rl.offpolicy`, the step (:func:`train_offpolicy`) here.
+
 The supervised loss is a full softmax while the catalogue is small, and a *sampled* softmax
 above :data:`AUTO_FULL_MAX` items (``train.negatives``): the logits are computed only for the
 batch's own targets plus shared negatives drawn from (training count + 1) ** ``train.negative_power``,
@@ -34,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from whatnext.data.dataset import PAD, Dataset
-from whatnext.rl import rewards
+from whatnext.rl import offpolicy, rewards
 from whatnext.rl.batch import SUCCESSORS, Batch
 
 if TYPE_CHECKING:  # the Agent looks its algorithm up here: a run-time import would be a circle
@@ -120,9 +124,10 @@ def sampler_for(agent: Agent) -> NegativeSampler | None:
     return cached[1]
 
 
-def sampled_cross_entropy(logits: torch.Tensor, target_pos: torch.Tensor, log_pi: torch.Tensor) -> torch.Tensor:
+def sampled_cross_entropy(logits: torch.Tensor, target_pos: torch.Tensor, log_pi: torch.Tensor,
+                          reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy over candidate logits (R, C) with the logQ correction ``- log_pi`` (C,)."""
-    return F.cross_entropy(logits - log_pi, target_pos)
+    return F.cross_entropy(logits - log_pi, target_pos, reduction=reduction)
 
 
 def candidate_logits(actor: Any, proto: torch.Tensor, e: torch.Tensor, log_pi: torch.Tensor) -> torch.Tensor:
@@ -295,7 +300,7 @@ def optimisers(agent: Agent) -> tuple[torch.optim.Optimizer, torch.optim.Optimiz
     """Actor and critic optimisers (Adam). Under the sampled softmax the learned item tables
     get sparse gradients and lazy updates (:class:`LazyAdam`), so no step touches every item."""
     t = agent.cfg.train
-    if t.algorithm == "hybrid" and negatives_for(agent.cfg, len(agent.state.catalogue)) is not None:
+    if POSITIONS[t.algorithm] == "windows" and negatives_for(agent.cfg, len(agent.state.catalogue)) is not None:
         for table in (agent.actor.items, agent.actor.out_items, agent.critic.items):
             if table.learned is not None:
                 table.learned.sparse = True
@@ -326,32 +331,79 @@ def train_hybrid(agent: Agent, batch: Batch, rng: np.random.Generator, gen: torc
     """Supervised next-item loss at every step plus the actor-critic term on the last step."""
     agent.actor.train()
     dev = agent.device
-    inputs = torch.from_numpy(batch.inputs).to(dev)
-    protos = agent.actor.sequence(inputs)
-    valid = torch.from_numpy(batch.targets != PAD).to(dev)
-    sampler = sampler_for(agent)
-    pool = None
-    if sampler is None:
-        logits = agent.actor.logits(protos[valid])
-        ce = F.cross_entropy(logits, torch.from_numpy(batch.targets).to(dev)[valid])
-    else:
-        targets = batch.targets[batch.targets != PAD]
-        items, log_pi, target_pos = sampler.candidates(targets, rng)
-        e = agent.actor.out_items(torch.from_numpy(items).to(dev))
-        ce = F.cross_entropy(candidate_logits(agent.actor, protos[valid], e, torch.from_numpy(log_pi).to(dev, e.dtype)),
-                             torch.from_numpy(target_pos).to(dev))
-        pool = (items, e.detach().cpu().numpy())
-    last = protos[torch.arange(len(batch.lengths), device=dev), torch.from_numpy(batch.lengths).to(dev) - 1]
+    protos = agent.actor.sequence(torch.from_numpy(batch.inputs).to(dev))
+    ce, cands = next_item_loss(agent, batch, protos, rng)
+    pool = None if cands is None else (cands.items, cands.vectors)
     metrics: dict[str, float] = {"train/ce_loss": ce.item()}
     loss = ce
     w = agent.cfg.train.rl_weight
     if w > 0 or agent.cfg.model.rerank:
         # the critic always learns (it re-ranks); its gradient reaches the actor only when rl_weight > 0
-        dpg, ac = _actor_critic(agent, batch, last if w > 0 else last.detach(), rng, gen, need_dpg=w > 0, pool=pool)
+        dpg, ac = _actor_critic(agent, batch, last_step(batch, protos) if w > 0 else last_step(batch, protos).detach(),
+                                rng, gen, need_dpg=w > 0, pool=pool)
         if dpg is not None:
             loss = ce + w * dpg
         metrics.update(ac)
     _step_actor(agent, loss)
+    metrics["train/actor_loss"] = loss.item()
+    return metrics
+
+
+def last_step(batch: Batch, protos: torch.Tensor) -> torch.Tensor:
+    """Each window's output after its last real item: (B, ...) of (B, W, ...)."""
+    dev = protos.device
+    return protos[torch.arange(len(batch.lengths), device=dev), torch.from_numpy(batch.lengths).to(dev) - 1]
+
+
+def next_item_loss(agent: Agent, batch: Batch, protos: torch.Tensor, rng: np.random.Generator,
+                   reduction: str = "mean") -> tuple[torch.Tensor, offpolicy.Candidates | None]:
+    """The supervised next-item cross-entropy of proto-actions (B, W, dim) at every real step, and the pool.
+
+    A full softmax, or the sampled one (see the module doc); ``reduction="none"`` gives one value per
+    real step (row-major over the window's valid steps), i.e. ``-log pi(target | history)``. The
+    sampled softmax's candidates come back too (None under the full softmax).
+    """
+    dev = agent.device
+    valid = torch.from_numpy(batch.targets != PAD).to(dev)
+    sampler = sampler_for(agent)
+    if sampler is None:
+        logits = agent.actor.logits(protos[valid])
+        return F.cross_entropy(logits, torch.from_numpy(batch.targets).to(dev)[valid], reduction=reduction), None
+    targets = batch.targets[batch.targets != PAD]
+    items, log_pi, target_pos = sampler.candidates(targets, rng)
+    e = agent.actor.out_items(torch.from_numpy(items).to(dev))
+    logits = candidate_logits(agent.actor, protos[valid], e, torch.from_numpy(log_pi).to(dev, e.dtype))
+    ce = F.cross_entropy(logits, torch.from_numpy(target_pos).to(dev), reduction=reduction)
+    return ce, offpolicy.Candidates(items, e.detach().cpu().numpy(), log_pi)
+
+
+def train_offpolicy(agent: Agent, batch: Batch, rng: np.random.Generator, gen: torch.Generator) -> dict[str, float]:
+    """One step of ``sqn``, ``sac`` or ``reinforce`` (:mod:`whatnext.rl.offpolicy`): the actor's
+    encoder, softmax and the extra heads learn together; the critic learns as in ``hybrid`` when it re-ranks."""
+    agent.actor.train()
+    off, opt = agent.offpolicy, agent.offpolicy_opt
+    assert off is not None and opt is not None
+    t = agent.cfg.train
+    hidden = agent.actor.hidden(torch.from_numpy(batch.inputs).to(agent.device))
+    protos = agent.actor._out(hidden)
+    ce, cands = next_item_loss(agent, batch, protos, rng, reduction="none")
+    s = offpolicy.prepare(agent, batch, hidden, cands)
+    if t.algorithm == "sqn":
+        loss, metrics = offpolicy.sqn_loss(agent, batch, s, ce)
+    elif t.algorithm == "sac":
+        loss, metrics = offpolicy.sac_loss(agent, batch, s, ce, rng)
+    else:
+        loss, metrics = offpolicy.reinforce_loss(agent, batch, s, ce)
+    if agent.cfg.model.rerank:
+        pool = None if cands is None else (cands.items, cands.vectors)
+        _, ac = _actor_critic(agent, batch, last_step(batch, protos).detach(), rng, gen, need_dpg=False, pool=pool)
+        metrics.update(ac)
+    opt.zero_grad(set_to_none=True)
+    _step_actor(agent, loss)
+    agent.replica.sync(off.heads.parameters())  # distributed: the heads' gradients averaged like the actor's
+    _clip(off.heads.parameters(), t.grad_clip)
+    opt.step()
+    off.update_target(agent.actor, t.target_tau)
     metrics["train/actor_loss"] = loss.item()
     return metrics
 
@@ -362,11 +414,15 @@ Algorithm = Callable[["Agent", Batch, np.random.Generator, torch.Generator], dic
 ALGORITHMS: dict[str, Algorithm] = {
     "original": train_original,
     "hybrid": train_hybrid,
+    "sqn": train_offpolicy,
+    "sac": train_offpolicy,
+    "reinforce": train_offpolicy,
 }
 
 #: Which training positions an epoch visits: every position (one prefix at a time), or the
 #: ends of consecutive windows (whole sequences, every position a target once).
-POSITIONS: dict[str, str] = {"original": "every", "hybrid": "windows"}
+POSITIONS: dict[str, str] = {"original": "every", "hybrid": "windows", "sqn": "windows", "sac": "windows",
+                             "reinforce": "windows"}
 
 
 def positions_for(dataset: Dataset, algorithm: str, window: int) -> np.ndarray:

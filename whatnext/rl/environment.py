@@ -24,7 +24,7 @@ from whatnext import checkpoints
 from whatnext.config import Config
 from whatnext.data import PAD, Dataset
 from whatnext.errors import CheckpointError, ConfigError, OutputExistsError, TrainingError
-from whatnext.rl import distributed
+from whatnext.rl import distributed, offpolicy
 from whatnext.rl import payload as payload_checks
 from whatnext.rl.agent import Agent
 from whatnext.rl.algorithms import positions_for, resolve_device, steps_per_epoch
@@ -94,7 +94,7 @@ def checkpoint_payload(agent: Agent, cfg: Config, step: int, epoch: int, metrics
         "catalogue": agent.state.catalogue.summary(),
         "metrics": {k: float(v) for k, v in metrics.items()}, "best_metric": best,
         "torch_rng": torch.get_rng_state(), "rerank_weight": float(agent.rerank_weight),
-        "rerank_weight_seen": float(agent.rerank_weight_seen), **score_scales(agent),
+        "rerank_weight_seen": float(agent.rerank_weight_seen), **score_scales(agent), **offpolicy.payload(agent),
     }
 
 
@@ -296,9 +296,24 @@ def restore(agent: Agent, payload: dict[str, Any], *, optimisers: bool = False) 
         assert agent.actor_opt is not None and agent.critic_opt is not None
         payload_checks.load_optimiser("actor_opt", agent.actor_opt, payload)
         payload_checks.load_optimiser("critic_opt", agent.critic_opt, payload)
+        if agent.offpolicy is not None:
+            _restore_offpolicy(agent, payload)
     agent.rerank_weight, agent.rerank_weight_seen = tuned["rerank_weight"], tuned["rerank_weight_seen"]
     agent.score_scale, agent.score_scale_seen = tuned["score_scale"], tuned["score_scale_seen"]
     agent._vectors = agent._div_space = None
+
+
+def _restore_offpolicy(agent: Agent, payload: dict[str, Any]) -> None:
+    """Resume sqn / sac / reinforce: their heads, target network, step count and optimiser, checked first."""
+    assert agent.offpolicy is not None and agent.offpolicy_opt is not None
+    if "offpolicy" not in payload:
+        raise CheckpointError(
+            f"the checkpoint has no off-policy heads (it was trained with train.algorithm = "
+            f"{str(payload.get('algorithm'))[:20]!r}, not {agent.cfg.train.algorithm!r}); resume with its algorithm "
+            f"or start the run again with --force")
+    payload_checks.check_weights("offpolicy", payload["offpolicy"], agent.offpolicy.state_dict())
+    agent.offpolicy.load_state_dict(payload["offpolicy"])
+    payload_checks.load_optimiser("offpolicy_opt", agent.offpolicy_opt, payload)
 
 
 def score_scales(agent: Agent) -> dict[str, float]:
@@ -433,4 +448,4 @@ class Environment:
         raise ValueError(f"mode must be 'train' or 'infer', not {mode!r}")
 
 
-__all__ = ["PAD", "Environment", "train", "restore", "agent_from_payload", "load_legacy", "export_legacy"]
+__all__ = ["PAD", "Environment", "agent_from_payload", "export_legacy", "load_legacy", "restore", "train"]
