@@ -33,9 +33,9 @@ def _is_int(section: str, key: str) -> bool:
 
 
 def test_readme_lists_every_bound_as_the_schema_has_it() -> None:
-    rows = dict(re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \| (\d+ \| \d+) \|", README, flags=re.MULTILINE))
-    documented = {k: tuple(int(x) for x in v.split(" | ")) for k, v in rows.items()}
-    assert documented == {f"{s}.{k}": (int(lo), int(hi)) for (s, k), (lo, hi) in BOUNDS.items()}
+    rows = dict(re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \| ([\d.]+ \| [\d.]+) \|", README, flags=re.MULTILINE))
+    documented = {k: tuple(float(x) for x in v.split(" | ")) for k, v in rows.items()}
+    assert documented == {f"{s}.{k}": (float(lo), float(hi)) for (s, k), (lo, hi) in BOUNDS.items()}
 
 
 @pytest.mark.parametrize(("section", "key"), sorted(BOUNDS))
