@@ -86,6 +86,7 @@ def main() -> None:
     ap.add_argument("--ml", default=str(ML), help="MovieLens 100K u.data ('' to leave it out)")
     ap.add_argument("--epochs", type=int, default=4, help="epochs on MovieLens (the same for 1 and 2 processes)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch", type=int, default=32, help="train.batch_size, the global batch (32 is the default)")
     args = ap.parse_args()
     sys.path.insert(0, str(HERE))
     sys.path.insert(0, str(ROOT))
@@ -100,7 +101,7 @@ def main() -> None:
             folder.mkdir()
             ev, it = generate(folder, int(args.plays))
             sets.append((f"synthetic {int(args.plays):,} plays", str(ev), str(it),
-                         [f"train.samples={args.steps * 32}", "eval.max_users=200"], False))
+                         [f"train.samples={args.steps * args.batch}", "eval.max_users=200"], False))
         if args.ml:
             sets.append(("MovieLens 100K", str(Path(args.ml).resolve()), None, [f"train.epochs={args.epochs}"], True))
         for label, data, items, extra, quality in sets:
@@ -109,7 +110,8 @@ def main() -> None:
             for nproc in (1, 2):
                 folder = Path(tmp) / f"{label.split()[0]}-{nproc}"
                 folder.mkdir()
-                r = run(folder, data, items, nproc, [*extra, f"train.seed={args.seed}"], f"p{nproc}")
+                r = run(folder, data, items, nproc, [*extra, f"train.seed={args.seed}", f"train.batch_size={args.batch}"],
+                        f"p{nproc}")
                 r["plays_per_s"] = r["windows_per_s"] * plays / windows
                 r["quality"] = test_quality(r) if quality else None
                 rows[nproc] = r
@@ -117,7 +119,7 @@ def main() -> None:
                 print(f"{label}, {nproc} process(es): {r['summary']['steps']} steps, {r['plays_per_s']:,.0f} plays/s, "
                       f"wall {r['wall_s']:.0f} s, load {r['load']}{q}", flush=True)
             table.append((label, rows, quality))
-    print("\n| data | steps (global batch 32) | 1 process: plays/s | 2 processes: plays/s | ratio | test NDCG@10 1 / 2 "
+    print(f"\n| data | steps (global batch {args.batch}) | 1 process: plays/s | 2 processes: plays/s | ratio | test NDCG@10 1 / 2 "
           "| test HR@10 1 / 2 | load avg (1; 2) |")
     print("|---|---|---|---|---|---|---|---|")
     for label, rows, quality in table:
