@@ -2,7 +2,7 @@
 
     python bench/scale.py                        # 1e5, 1e6 and 1e7 plays
     python bench/scale.py --plays 100000 1000000 --steps 200
-    python bench/scale.py --plays 1e7 --threads 2            # the 1e7 row with torch on both cores
+    python bench/scale.py --plays 1e7 --threads 1            # the 1e7 row with torch on one thread (auto: every core above 4,096 items)
 
 For each size a synthetic log with sequential structure is written as Parquet (items = plays
 / 10, users = plays / 50): items form moods of 100 songs with 8 features around the mood's
@@ -74,7 +74,7 @@ def generate(folder: Path, plays: int, seed: int = 0) -> tuple[Path, Path]:
     return ev, it
 
 
-def child(events: str, items: str, steps: int, queries: int, index_kind: str = "auto", threads: int = 1) -> None:
+def child(events: str, items: str, steps: int, queries: int, index_kind: str = "auto", threads: str = "auto") -> None:
     """In a fresh process: load, train ``steps`` steps, recommend, recall; print one JSON line."""
     import numpy as np
     import torch
@@ -90,7 +90,7 @@ def child(events: str, items: str, steps: int, queries: int, index_kind: str = "
 
     out: dict[str, float | str] = {}
     cfg = load_config(None, {"data.path": events, "data.items_path": items, "recommend.index": index_kind,
-                             "train.threads": threads})
+                             "train.threads": threads if threads == "auto" else int(threads)})
     t = time.perf_counter()
     ds = load_dataset(cfg)
     out["load_s"] = time.perf_counter() - t
@@ -164,7 +164,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200, help="timed learning steps per size (after 5 warm-up)")
     ap.add_argument("--queries", type=int, default=300, help="one-user recommendations timed per size")
     ap.add_argument("--index", default="auto", choices=("auto", "exact", "ivf", "hnsw"), help="recommend.index")
-    ap.add_argument("--threads", type=int, default=1, help="train.threads (torch CPU threads; 1 is the default)")
+    ap.add_argument("--threads", default="auto", help="train.threads: auto (the default: 1 up to 4,096 items, every core above) or a count")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:

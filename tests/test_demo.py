@@ -18,6 +18,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, P
     """The demo files for seed 0 (twice, in different folders) and seed 1."""
     out = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        demo._generated.cache_clear()  # each write generates afresh: "same seed, same bytes" is about generating
         out[name] = demo.write(tmp_path_factory.mktemp(name) / "data", seed=seed)
     return out
 
@@ -118,3 +119,13 @@ def test_demo_project_turns_completions_into_rewards(tmp_path: Path) -> None:
     assert sorted(np.unique(ds.histories.rewards).tolist()) == [-1.0, 1.0]
     assert (ds.histories.rewards == 1).mean() == pytest.approx((events["played"] == "full").mean())
     assert "played" not in ds.catalogue.feature_names
+
+
+def test_generate_hands_out_copies_of_its_cached_tables() -> None:
+    """The demo is generated once per process; changing what generate() returned changes nothing later."""
+    events, items = demo.generate()
+    first = events["item_id"].iloc[0]
+    events.loc[0, "item_id"] = -1
+    items.drop(columns=["title"], inplace=True)
+    again, items_again = demo.generate()
+    assert again["item_id"].iloc[0] == first and "title" in items_again.columns

@@ -343,3 +343,20 @@ def test_an_approximate_index_is_tuned_on_the_agents_proto_actions(tmp_path: Pat
     index = agent.state.index
     assert isinstance(index, FaissIndex) and index.kind == "hnsw" and index.tuned_on_queries
     assert index.recall >= 0.95 and rec.shape == (5, 5)
+
+
+def test_threads_auto_is_one_on_small_catalogues_and_every_core_on_large_ones() -> None:
+    """``train.threads = "auto"`` keeps small data on one thread (the measured figures stay), uses torch's
+    own count above the full-softmax threshold, and an explicit count wins either way."""
+    from whatnext.config import Config
+    from whatnext.rl.algorithms import AUTO_FULL_MAX, TORCH_THREADS, threads_for
+
+    cfg = Config()
+    assert cfg.train.threads == "auto"
+    assert threads_for(cfg, 2_000) == 1
+    assert threads_for(cfg, AUTO_FULL_MAX) == 1
+    assert threads_for(cfg, AUTO_FULL_MAX + 1) == TORCH_THREADS >= 1
+    cfg.train.threads = 2
+    assert threads_for(cfg, 100) == 2 and threads_for(cfg, 10**6) == 2
+    cfg.train.threads = 0
+    assert threads_for(cfg, 10**6) == 0

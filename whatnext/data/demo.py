@@ -18,6 +18,7 @@ The same seed gives byte-identical CSV files.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,18 @@ _NOUN = ("Heart", "River", "Summer", "Dream", "Machine", "Garden", "Light", "Roa
 
 def generate(seed: int = 0, n_users: int = 500, n_items: int = 2000, n_events: int = 50_000,
              n_artists: int = 250, n_genres: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return ``(events, items)``: events (user_id, item_id, timestamp, played) and the song table."""
+    """Return ``(events, items)``: events (user_id, item_id, timestamp, played) and the song table.
+
+    Generated once per process for each set of arguments (a few seconds: the sessions are drawn
+    play by play) and handed out as copies, so a caller may change what it gets.
+    """
+    events, items = _generated(seed, n_users, n_items, n_events, n_artists, n_genres)
+    return events.copy(), items.copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _generated(seed: int, n_users: int, n_items: int, n_events: int, n_artists: int,
+               n_genres: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     d = len(FEATURES)
     genre_center = rng.uniform(0.15, 0.85, size=(n_genres, d))

@@ -20,7 +20,7 @@ from whatnext.config import Config
 from whatnext.data import Dataset, pad_histories
 from whatnext.evaluation.diversify import diversify, typical_distance
 from whatnext.rl import offpolicy, rewards
-from whatnext.rl.algorithms import ALGORITHMS, optimisers, resolve_device
+from whatnext.rl.algorithms import ALGORITHMS, optimisers, resolve_device, threads_for
 from whatnext.rl.batch import SUCCESSORS, Batch
 from whatnext.rl.cooccurrence import ppmi_vectors
 from whatnext.rl.distributed import SOLO, Replica
@@ -75,8 +75,9 @@ class Agent:
         self.state, self.cfg = state, cfg
         if state.index_kind != cfg.recommend.index:
             state.index_kind, state._index = cfg.recommend.index, None
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
+        threads = threads_for(cfg, len(state.catalogue))
+        if threads:
+            torch.set_num_threads(threads)
         self.args = args or model_args(cfg, state.dataset)
         self.device = resolve_device(cfg.train.device)
         self.actor, self.critic = models.build(cfg.model.name, self.args)

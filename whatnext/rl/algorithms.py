@@ -73,6 +73,25 @@ def negatives_for(cfg: Any, n_items: int) -> int | None:
     return None if int(neg) >= n_items else int(neg)
 
 
+#: torch's own thread count when this module was imported (every core, or OMP_NUM_THREADS)
+TORCH_THREADS = torch.get_num_threads()
+
+
+def threads_for(cfg: Any, n_items: int) -> int:
+    """``train.threads`` resolved for a catalogue of ``n_items`` (0 = leave torch's setting alone).
+
+    ``auto``: one thread while the full softmax is used (the demo, MovieLens: small LSTMs and
+    products run fastest on one, and results stay those measured so far), torch's own count (every
+    core) above :data:`AUTO_FULL_MAX` items, where the sampled softmax's matrix products dominate a
+    step: a 10M-play epoch took 11.0 min on 2 threads against 18.5 on one (bench/scale.py, quiet).
+    Weights are bit-identical run to run for a given thread count.
+    """
+    t = cfg.train.threads
+    if t == "auto":
+        return 1 if n_items <= AUTO_FULL_MAX else TORCH_THREADS
+    return int(t)
+
+
 class NegativeSampler:
     """Shared negatives for a sampled softmax, from (count + 1) ** power, with their inclusion probabilities.
 
