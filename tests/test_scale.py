@@ -356,7 +356,8 @@ def test_threads_auto_is_one_on_small_catalogues_and_every_core_on_large_ones() 
     assert threads_for(cfg, 2_000) == 1
     assert threads_for(cfg, AUTO_FULL_MAX) == 1
     assert threads_for(cfg, AUTO_FULL_MAX + 1) == TORCH_THREADS >= 1
+    assert threads_for(cfg, AUTO_FULL_MAX + 1, training=False) == 1  # answering one user: one thread
     cfg.train.threads = 2
-    assert threads_for(cfg, 100) == 2 and threads_for(cfg, 10**6) == 2
+    assert threads_for(cfg, 100) == 2 and threads_for(cfg, 10**6) == 2 == threads_for(cfg, 10**6, training=False)
     cfg.train.threads = 0
     assert threads_for(cfg, 10**6) == 0

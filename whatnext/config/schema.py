@@ -98,7 +98,7 @@ class TrainConfig:
     patience: int = _f(0, "early stopping: stop when validation NDCG has not improved for this many checkpoints; 0 = never")
     keep_last: int = _f(3, "periodic checkpoints kept per run (best is always kept)")
     grad_clip: float = _f(1.0, "clip gradient norm to this value; 0 = no clipping")
-    threads: str | int = _f("auto", "torch CPU threads; auto = 1 up to 4096 items (small LSTMs run fastest on 1), every core above (the sampled softmax's products); 0 = torch's default")
+    threads: str | int = _f("auto", "torch CPU threads; auto = 1 up to 4096 items (small LSTMs run fastest on 1), every core above when training (the sampled softmax's products); 0 = torch's default")
     rewards: dict[str, float] = _f({"hit": 1.0}, "reward name -> weight (diversity, next_item, hit, logged = data.reward_col's value of the played song); the reward is the weighted sum")
     negatives: str | int = _f("auto", "hybrid: shared negatives per step of a sampled softmax; auto = full softmax up to 4096 items, 2048 negatives above; a count at least the catalogue = full softmax")
     negative_power: float = _f(0.75, "negatives are drawn from (training count + 1) ** negative_power (0 = uniform, 1 = popularity), logQ-corrected")

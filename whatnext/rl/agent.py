@@ -75,7 +75,7 @@ class Agent:
         self.state, self.cfg = state, cfg
         if state.index_kind != cfg.recommend.index:
             state.index_kind, state._index = cfg.recommend.index, None
-        threads = threads_for(cfg, len(state.catalogue))
+        threads = threads_for(cfg, len(state.catalogue), training=False)  # wake() sets training's count
         if threads:
             torch.set_num_threads(threads)
         self.args = args or model_args(cfg, state.dataset)
@@ -115,6 +115,9 @@ class Agent:
 
     def wake(self) -> None:
         """Prepare for training: optimisers and the reward's per-user statistics."""
+        threads = threads_for(self.cfg, len(self.state.catalogue))
+        if threads:
+            torch.set_num_threads(threads)
         self.actor_opt, self.critic_opt = optimisers(self)
         offpolicy.attach(self)
         self._refresh_reward_stats()

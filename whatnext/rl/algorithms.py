@@ -77,18 +77,20 @@ def negatives_for(cfg: Any, n_items: int) -> int | None:
 TORCH_THREADS = torch.get_num_threads()
 
 
-def threads_for(cfg: Any, n_items: int) -> int:
+def threads_for(cfg: Any, n_items: int, training: bool = True) -> int:
     """``train.threads`` resolved for a catalogue of ``n_items`` (0 = leave torch's setting alone).
 
     ``auto``: one thread while the full softmax is used (the demo, MovieLens: small LSTMs and
     products run fastest on one, and results stay those measured so far), torch's own count (every
-    core) above :data:`AUTO_FULL_MAX` items, where the sampled softmax's matrix products dominate a
-    step: a 10M-play epoch took 11.0 min on 2 threads against 18.5 on one (bench/scale.py, quiet).
-    Weights are bit-identical run to run for a given thread count.
+    core) above :data:`AUTO_FULL_MAX` items when training, where the sampled softmax's matrix products
+    dominate a step: a 10M-play epoch took 11.0 min on 2 threads against 18.5 on one (bench/scale.py,
+    quiet). Answering one user (recommend, serve, eval) stays on one thread: its products are small,
+    and a server's concurrent requests already use the cores. Weights are bit-identical run to run
+    for a given thread count.
     """
     t = cfg.train.threads
     if t == "auto":
-        return 1 if n_items <= AUTO_FULL_MAX else TORCH_THREADS
+        return TORCH_THREADS if training and n_items > AUTO_FULL_MAX else 1
     return int(t)
 
 
