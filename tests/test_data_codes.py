@@ -50,3 +50,15 @@ def test_duplicate_events_counted_as_before() -> None:
     assert expected > 0 and ds.report["duplicate_events"] == expected
     events["timestamp"] = np.arange(n)  # no ties in time: nothing repeats
     assert build_dataset(events, None, Config()).report["duplicate_events"] == 0
+
+
+def test_whole_float_ids_beyond_int64_keep_their_digits() -> None:
+    """A float id column (Parquet) with whole numbers past int64 (found by hypothesis: 2**63 made the
+    Int64 cast raise a TypeError): every whole number is written as its digits, nothing crashes."""
+    import pandas as pd
+
+    from whatnext.data.columns import id_text
+
+    assert id_text(pd.Series([7.0, 2.0**63, 1e30])).tolist() == ["7", "9223372036854775808", str(int(1e30))]
+    assert id_text(pd.Series([7.0, 8.0])).tolist() == ["7", "8"]
+    assert id_text(pd.Series([7.0, float("inf")])).tolist() == ["7.0", "inf"]

@@ -30,8 +30,14 @@ def key_columns(key: str | list[str]) -> list[str]:
 
 def id_text(col: pd.Series) -> pd.Series:
     """Ids as the text in the file: strings stay as written (trimmed), numbers from Parquet as their digits."""
-    if pd.api.types.is_float_dtype(col) and col.dropna().eq(col.dropna().round()).all():
-        col = col.astype("Int64")  # a float column of whole numbers (NaN forced floats): 7.0 -> 7
+    if pd.api.types.is_float_dtype(col):
+        vals = col.dropna()
+        if np.isfinite(vals).all() and vals.eq(vals.round()).all():
+            # a float column of whole numbers (NaN forced floats): 7.0 -> 7
+            if vals.abs().lt(2.0**63).all():
+                col = col.astype("Int64")
+            else:  # some beyond int64 (rare): Python's ints give every whole number its digits
+                col = col.map(lambda x: x if pd.isna(x) else str(int(x)))
     return col.astype(str).str.strip()
 
 
