@@ -263,6 +263,8 @@ def inspect_data(
 RunOpt = Annotated[Optional[str], typer.Option("--run", help="Run name: checkpoints live in models_dir/RUN (default: paths.run).", show_default=False)]
 CheckpointOpt = Annotated[Optional[Path], typer.Option("--checkpoint", help="Use this checkpoint file instead of a run's best.", show_default=False)]
 DiversityOpt = Annotated[Optional[float], typer.Option("--diversity", help="Trade accuracy for more varied lists, e.g. 0.5 (overrides recommend.diversity; 0 = off).", show_default=False)]
+SplitOpt = Annotated[Optional[str], typer.Option("--split", help="valid (second-to-last event) or test (last event); default eval.split.", show_default=False)]
+IncludeSeenOpt = Annotated[Optional[bool], typer.Option("--include-seen/--exclude-seen", help="Keep already played items in the ranking (default eval.include_seen: excluded).", show_default=False)]
 WideOpt = Annotated[bool, typer.Option("--wide", help="Show every column however wide the terminal (default: fit it).")]
 ColumnsOpt = Annotated[Optional[str], typer.Option("--columns", metavar="A,B,...", help="Show these columns, in this order (e.g. rank,item,title,score,tempo).", show_default=False)]
 
@@ -421,9 +423,9 @@ def eval_cmd(
     config: ConfigOpt = None,
     run: RunOpt = None,
     checkpoint: CheckpointOpt = None,
-    split: Annotated[Optional[str], typer.Option("--split", help="valid (second-to-last event) or test (last event); default eval.split.", show_default=False)] = None,
-    include_seen: Annotated[Optional[bool], typer.Option("--include-seen/--exclude-seen", help="Keep already played items in the ranking (default eval.include_seen: excluded).", show_default=False)] = None,
-    with_baselines: Annotated[bool, typer.Option("--baselines", help="Also evaluate random, popular, markov, neighbours and the supervised LSTM.")] = False,
+    split: SplitOpt = None,
+    include_seen: IncludeSeenOpt = None,
+    with_baselines: Annotated[bool, typer.Option("--baselines", help="Also evaluate the baselines: random, popular, markov, neighbours, the supervised LSTM and SASRec.")] = False,
     diversity: DiversityOpt = None,
     wide: WideOpt = False,
     columns: ColumnsOpt = None,
@@ -563,9 +565,9 @@ def plot_eval(
     config: ConfigOpt = None,
     run: RunOpt = None,
     checkpoint: CheckpointOpt = None,
-    split: Annotated[Optional[str], typer.Option("--split", help="valid or test (default eval.split).", show_default=False)] = None,
-    include_seen: Annotated[Optional[bool], typer.Option("--include-seen/--exclude-seen", help="Keep already played items in the ranking (default eval.include_seen).", show_default=False)] = None,
-    with_baselines: Annotated[bool, typer.Option("--baselines", help="Also draw random, popular, markov, neighbours and the supervised LSTM.")] = False,
+    split: SplitOpt = None,
+    include_seen: IncludeSeenOpt = None,
+    with_baselines: Annotated[bool, typer.Option("--baselines", help="Also draw the baselines: random, popular, markov, neighbours, the supervised LSTM and SASRec.")] = False,
     seeds: Annotated[Optional[Path], typer.Option("--seeds", help="Output of 'python bench/seeds.py --json FILE': whiskers for the seed spread.", show_default=False)] = None,
     diversity: Annotated[str, typer.Option("--diversity", metavar="W,W,...", help="Diversity weights of the accuracy-diversity frontier ('' = no frontier).")] = "0,0.25,0.5,1",
     output: OutputDirOpt = Path("plots"), fmt: FormatOpt = "png", force: PlotForceOpt = False,
