@@ -51,6 +51,10 @@ def main() -> None:
                     help="override a config key (repeatable), e.g. --set data.reward_col=rating")
     ap.add_argument("--algorithms", nargs="*", default=[],
                     help="compare these training algorithms instead (e.g. hybrid sqn sac reinforce)")
+    ap.add_argument("--q-betas", nargs="*", type=float, default=[],
+                    help="with --algorithms: also score sqn / sac at these recommend.q_beta values, on valid and the split")
+    ap.add_argument("--keep", help="with --algorithms: train into this folder, reuse the runs found there")
+    ap.add_argument("--json", help="with --algorithms: write the rows to this JSON file")
     ap.add_argument("--diversity", type=float, default=0.5,
                     help="also show the same agent with recommend.diversity = this (default 0.5; 0 = leave the row out)")
     args = ap.parse_args()
@@ -69,7 +73,7 @@ def main() -> None:
     if args.algorithms:
         from offpolicy_table import compare_algorithms  # bench/offpolicy_table.py
 
-        compare_algorithms(args.config, overrides, ds, args.algorithms, args.split)
+        compare_algorithms(args.config, overrides, ds, args.algorithms, args.split, args.q_betas, args.keep, args.json)
         return
     with tempfile.TemporaryDirectory() as tmp:
         cfg.paths.models_dir, cfg.paths.run = tmp, "bench"
