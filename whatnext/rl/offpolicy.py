@@ -1,9 +1,9 @@
 """Off-policy RL on logged rewards: ``sqn``, ``sac`` and ``reinforce`` (``train.algorithm``).
 
 All three train the actor's own sequence encoder (LSTM or transformer) and its supervised next-item
-softmax, and recommend with that softmax as ``hybrid`` does: the logged rewards (``Batch.rewards``,
-the reward of the play that followed each step; 1.0 per play without a reward column) change what the
-encoder and the softmax learn, not how lists are made. Extra heads read the encoder's states
+softmax on the logged rewards (``Batch.rewards``, the reward of the play that followed each step; 1.0 per
+play without a reward column); ``sqn`` and ``sac`` also rank with their Q head (``recommend.q_beta``, below),
+``reinforce`` with its policy, the softmax. Extra heads read the encoder's states
 (:meth:`whatnext.models.actor.ProtoActor.hidden`) and score an item by a dot product with its (detached)
 output vector plus a per-item bias, so they work on the sampled softmax's candidates too.
 
