@@ -6,6 +6,7 @@
     python bench/quality.py --data ... --model transformer --seed 1 --skip lstm   # the self-attention actor
     python bench/quality.py --data ../shared/data/ml-100k/u.data --set data.reward_col=rating \
         --set data.reward_transform=center --algorithms hybrid sqn sac reinforce   # off-policy RL on logged rewards
+    python bench/quality.py ... --algorithms hybrid sqn --q-betas 0 0.5 1 2 --keep runs/   # sqn at several q_beta
 
 Trains the agent with the given config (default: the built-in defaults) for its configured
 epochs, picks the checkpoint with the best validation NDCG@10, and prints one table on the
@@ -16,7 +17,10 @@ with diversified lists (``recommend.diversity``, ``--diversity``; 0 leaves the r
 With ``--algorithms`` it instead trains the agent once per named algorithm (``train.algorithm``;
 ``hybrid`` with ``model.rerank = 0`` and ``rl_weight = 0`` is the supervised baseline of the same
 encoder) and prints one row each: the ranking metrics beside the logged-reward ones of
-:mod:`whatnext.evaluation.ope` (see README "Off-policy RL"). ``--set KEY=VALUE`` overrides any config
+:mod:`whatnext.evaluation.ope` (see README "Off-policy RL"), with the SNIPS difference to the first row and its
+paired bootstrap interval; ``--q-betas`` adds a row per ``recommend.q_beta`` for ``sqn`` / ``sac`` (the same trained
+agent) on the validation split too, ``--keep DIR`` trains into DIR and reuses the runs found there, ``--json FILE``
+writes the rows. ``--set KEY=VALUE`` overrides any config
 key, as ``whatnext --set`` does. Nothing is written outside a temporary folder.
 """
 
