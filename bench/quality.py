@@ -6,6 +6,7 @@
     python bench/quality.py --data ... --model transformer --seed 1 --skip lstm   # the self-attention actor
     python bench/quality.py --data ../shared/data/ml-100k/u.data --set data.reward_col=rating \
         --set data.reward_transform=center --algorithms hybrid sqn sac reinforce   # off-policy RL on logged rewards
+    python bench/quality.py ... --algorithms hybrid sqn --q-betas 0 0.5 1 2 --keep runs/   # sqn at several q_beta
 
 Trains the agent with the given config (default: the built-in defaults) for its configured
 epochs, picks the checkpoint with the best validation NDCG@10, and prints one table on the
@@ -16,7 +17,10 @@ with diversified lists (``recommend.diversity``, ``--diversity``; 0 leaves the r
 With ``--algorithms`` it instead trains the agent once per named algorithm (``train.algorithm``;
 ``hybrid`` with ``model.rerank = 0`` and ``rl_weight = 0`` is the supervised baseline of the same
 encoder) and prints one row each: the ranking metrics beside the logged-reward ones of
-:mod:`whatnext.evaluation.ope` (see README "Off-policy RL"). ``--set KEY=VALUE`` overrides any config
+:mod:`whatnext.evaluation.ope` (see README "Off-policy RL"), with the SNIPS difference to the first row and its
+paired bootstrap interval; ``--q-betas`` adds a row per ``recommend.q_beta`` for ``sqn`` / ``sac`` (the same trained
+agent) on the validation split too, ``--keep DIR`` trains into DIR and reuses the runs found there, ``--json FILE``
+writes the rows. ``--set KEY=VALUE`` overrides any config
 key, as ``whatnext --set`` does. Nothing is written outside a temporary folder.
 """
 
@@ -51,6 +55,10 @@ def main() -> None:
                     help="override a config key (repeatable), e.g. --set data.reward_col=rating")
     ap.add_argument("--algorithms", nargs="*", default=[],
                     help="compare these training algorithms instead (e.g. hybrid sqn sac reinforce)")
+    ap.add_argument("--q-betas", nargs="*", type=float, default=[],
+                    help="with --algorithms: also score sqn / sac at these recommend.q_beta values, on valid and the split")
+    ap.add_argument("--keep", help="with --algorithms: train into this folder, reuse the runs found there")
+    ap.add_argument("--json", help="with --algorithms: write the rows to this JSON file")
     ap.add_argument("--diversity", type=float, default=0.5,
                     help="also show the same agent with recommend.diversity = this (default 0.5; 0 = leave the row out)")
     args = ap.parse_args()
@@ -69,7 +77,7 @@ def main() -> None:
     if args.algorithms:
         from offpolicy_table import compare_algorithms  # bench/offpolicy_table.py
 
-        compare_algorithms(args.config, overrides, ds, args.algorithms, args.split)
+        compare_algorithms(args.config, overrides, ds, args.algorithms, args.split, args.q_betas, args.keep, args.json)
         return
     with tempfile.TemporaryDirectory() as tmp:
         cfg.paths.models_dir, cfg.paths.run = tmp, "bench"

@@ -494,6 +494,13 @@ def _serving(tmp: Path, trained: Path) -> dict[str, str]:
     return {"cfg": str(tmp / "whatnext.toml"), "port": str(held.getsockname()[1])}
 
 
+@setup("export-q-ranking")
+def _trained_sqn(tmp: Path, trained: Path) -> dict[str, str]:
+    cfg = ch.write_project(tmp, algorithm="sqn", checkpoint_every=6)
+    engine.train(cfg)
+    return {"cfg": str(cfg)}
+
+
 # ---------------------------------------------------------------- the test
 
 

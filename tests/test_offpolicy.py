@@ -163,7 +163,7 @@ def test_resuming_another_algorithms_checkpoint_as_sqn_is_refused(tmp_path: Path
         environment.train(cfg, ds, resume=True)
 
 
-def test_inference_needs_no_heads_and_hybrid_checkpoints_carry_none(tmp_path: Path) -> None:
+def test_inference_reads_only_the_q_head_and_hybrid_checkpoints_carry_none(tmp_path: Path) -> None:
     ds = _rewarded_dataset()
     cfg = ch.config(tmp_path, "sqn", samples=3 * ch.BATCH)
     environment.train(cfg, ds)
@@ -171,7 +171,7 @@ def test_inference_needs_no_heads_and_hybrid_checkpoints_carry_none(tmp_path: Pa
     assert set(payload["offpolicy"]) >= {"heads.q.weight", "target_actor.head.weight", "target_heads.q_bias", "steps"}
     assert "offpolicy_opt" in payload
     loaded = environment.agent_from_payload(ch.config(tmp_path / "x", "hybrid"), ds, payload)
-    assert loaded.offpolicy is None
+    assert loaded.offpolicy is None and loaded.q_heads is not None  # no target network; the Q head ranks
     hists = [ds.histories.of(u) for u in range(5)]
     assert loaded.recommend(hists, 3, hists).shape == (5, 3)
     plain = ch.config(tmp_path, "hybrid", samples=ch.BATCH, run="plain")

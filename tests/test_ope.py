@@ -59,9 +59,25 @@ def test_behaviour_policy_and_reward_model_by_hand():
     np.testing.assert_allclose(q.values, [(1 + 2) / 13, (0 + 2) / 12, 0.2])
 
 
+def test_the_behaviour_prior_is_the_likeliest_for_the_validation_plays():
+    h = _histories()
+    # validation plays: A's 1 after 0, B's 1 after 0; mu(1 | 0) = (1 + b * 3/8) / (1 + b) falls as b grows
+    mu = ope.BehaviourPolicy.fit_calibrated(h, 3)
+    assert mu.prior == ope.PRIORS[0] == 1.0
+    np.testing.assert_allclose(mu.prob(np.array([0]), np.array([1])), [(1 + 3 / 8) / 2])
+    assert ope.OffPolicy.fit(h, 3).behaviour.prior == 1.0 and ope.OffPolicy.fit(h, 3, prior=5.0).behaviour.prior == 5.0
+    # validation plays that never follow the training transitions: popularity explains them best, the largest prior wins
+    items = np.array([0, 1, 0, 1, 2, 1, 0, 1, 2])
+    items[3], items[7] = 2, 2  # A: 0 1 0 [2] 2, B: 1 0 [2] 2
+    other = Histories(h.user_ids, h.offsets, items, h.times, h.train_len, h.rewards)
+    assert ope.BehaviourPolicy.fit_calibrated(other, 3).prior == ope.PRIORS[-1]
+    lls = [np.log(ope.BehaviourPolicy.fit(other, 3, b).prob(np.array([0, 0]), np.array([2, 2]))).mean() for b in ope.PRIORS]
+    assert lls == sorted(lls)  # the likelihood rises with the prior, so the choice is the argmax, not an accident
+
+
 def test_every_estimate_of_a_ranking_by_hand():
     h = _histories()
-    off = ope.OffPolicy.fit(h, 3)
+    off = ope.OffPolicy.fit(h, 3, prior=5.0)
     _, pos = h.targets("test")  # A's and B's last plays: song 2 after song 1, rewards -1 and +1
     ranked = np.array([[2, 0], [0, 1]])  # A's list holds the played song, B's does not
     m = off.metrics(ranked, h, pos, [2])

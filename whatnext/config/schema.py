@@ -131,6 +131,7 @@ class RecommendConfig:
 
     diversity: float = _f(0.0, "trade accuracy for varied lists: maximise relative expected NDCG + diversity * ILD in typical distances (MMR); 0 = off")
     diversity_pool: int = _f(200, "with diversity > 0: choose each list from this many candidates nearest the proto-action")
+    q_beta: float = _f(1.0, "sqn, sac: rank by the softmax's log-probability + q_beta * the Q head's value (over its 100 best); 0 = the softmax alone")
     index: str = _f("auto", "nearest-neighbour search: exact (faiss flat, float32), ivf or hnsw (faiss, approximate), auto = exact up to 200000 items (numpy up to 4096), ivf above")
 
 
@@ -366,6 +367,7 @@ BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("eval", "ope_clip"): (1, 1e12),
     ("recommend", "diversity"): (0, 1000),
     ("recommend", "diversity_pool"): (1, 100_000),
+    ("recommend", "q_beta"): (0, 1000),
 }
 #: How many cut-offs ``eval.ks`` may list.
 MAX_CUTOFFS = 100

@@ -20,14 +20,19 @@ reward) and ``ndcg_pos@K``, NDCG@K over the held-out plays whose reward is posit
 
 The behaviour policy ``mu`` is learned from the training events (:class:`BehaviourPolicy`): the
 first-order chance of each song after the history's last song, smoothed toward popularity, a
-proper distribution over the catalogue that is never 0. The reward model ``q`` of DR
+proper distribution over the catalogue that is never 0. Its one smoothing constant (the prior's
+pseudo-count) is the value of :data:`PRIORS` under which the validation split's held-out plays are
+most likely (:meth:`BehaviourPolicy.fit_calibrated`): on MovieLens, whose timestamps are rating
+times, the next film follows the last one weakly and the first fixed prior (5) made ``mu`` of the
+logged films 3.4 times too small on average (mean log-likelihood -7.85 against -6.61 at 200),
+inflating every weight; no model's ranking is consulted. The reward model ``q`` of DR
 (:class:`RewardModel`) is each song's mean training reward shrunk toward the global mean.
 Everything here is numpy: no model, no randomness.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -37,8 +42,10 @@ from whatnext.evaluation import metrics
 
 #: default cap on importance weights (eval.ope_clip)
 CLIP = 100.0
-#: pseudo-count of the popularity prior in the behaviour policy
+#: pseudo-count of the popularity prior in the behaviour policy when it is not calibrated
 BEHAVIOUR_PRIOR = 5.0
+#: the pseudo-counts :meth:`BehaviourPolicy.fit_calibrated` chooses from
+PRIORS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
 #: pseudo-count of the global mean in the reward model
 REWARD_PRIOR = 10.0
 
@@ -108,6 +115,18 @@ class BehaviourPolicy:
         popularity = (played + 1.0) / (played.sum() + n_items)
         return cls(n_items, codes, counts.astype(np.float64), out, popularity, prior)
 
+    @classmethod
+    def fit_calibrated(cls, histories: Histories, n_items: int, priors: tuple[float, ...] = PRIORS) -> BehaviourPolicy:
+        """:meth:`fit` with the prior of ``priors`` that maximises the mean log ``mu`` of the validation split's
+        held-out plays (each after its history's last song); :data:`BEHAVIOUR_PRIOR` when there are none."""
+        base = cls.fit(histories, n_items)
+        _, pos = histories.targets("valid")
+        if not len(pos):
+            return base
+        logged, last = histories.items[pos], last_songs(histories, pos)
+        ll = [float(np.log(replace(base, prior=p).prob(last, logged)).mean()) for p in priors]
+        return replace(base, prior=priors[int(np.argmax(ll))])
+
     def prob(self, last: np.ndarray, items: np.ndarray) -> np.ndarray:
         """``mu(items | last)``; ``last`` (n,) broadcast against ``items`` (n,) or (n, m). PAD last: popularity."""
         last = np.asarray(last, np.int64)
@@ -143,6 +162,12 @@ class RewardModel:
         s = np.bincount(items, weights=r, minlength=n_items)
         n = np.bincount(items, minlength=n_items)
         return cls((s + prior * mean) / (n + prior))
+
+
+def last_songs(histories: Histories, positions: np.ndarray) -> np.ndarray:
+    """The song before each flat position (PAD for a user's first event, which has none)."""
+    first = np.isin(positions, histories.offsets[:-1])
+    return np.where(first, PAD, histories.items[np.maximum(positions - 1, 0)])
 
 
 def target_probability(ranked: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
@@ -185,15 +210,17 @@ class OffPolicy:
     clip: float = CLIP
 
     @classmethod
-    def fit(cls, histories: Histories, n_items: int, clip: float = CLIP) -> OffPolicy:
-        """The behaviour policy and reward model of the training part of ``histories`` (which has rewards)."""
-        return cls(BehaviourPolicy.fit(histories, n_items), RewardModel.fit(histories, n_items), clip)
+    def fit(cls, histories: Histories, n_items: int, clip: float = CLIP, prior: float | None = None) -> OffPolicy:
+        """The behaviour policy and reward model of the training part of ``histories`` (which has rewards); the
+        behaviour policy's prior calibrated on the validation plays unless ``prior`` is given."""
+        mu = BehaviourPolicy.fit_calibrated(histories, n_items) if prior is None else BehaviourPolicy.fit(histories, n_items, prior)
+        return cls(mu, RewardModel.fit(histories, n_items), clip)
 
     def describe(self) -> dict[str, Any]:
         """How the estimates were made, for the eval output."""
         return {"target_policy": "uniform over the model's top-K",
                 "behaviour_policy": f"first-order transitions after the last song, smoothed toward popularity "
-                                    f"(prior {self.behaviour.prior:g})",
+                                    f"(prior {self.behaviour.prior:g}, the likeliest for the validation plays)",
                 "reward_model": f"song's mean training reward shrunk toward the global mean (prior {REWARD_PRIOR:g})",
                 "clip": self.clip}
 
@@ -206,8 +233,7 @@ class OffPolicy:
         assert histories.rewards is not None
         logged = histories.items[positions]
         r = histories.rewards[positions].astype(np.float64)
-        first = np.isin(positions, histories.offsets[:-1])  # a user's first event has no song before it
-        last = np.where(first, PAD, histories.items[np.maximum(positions - 1, 0)])
+        last = last_songs(histories, positions)
         pos = r > 0
         out: dict[str, float] = {}
         for k in ks:
@@ -222,4 +248,4 @@ class OffPolicy:
 
 
 __all__ = ["BehaviourPolicy", "OffPolicy", "RewardModel", "clip_weights", "dr", "effective_sample_size",
-           "estimates", "ips", "reward_at_k", "snips", "target_probability"]
+           "estimates", "ips", "last_songs", "reward_at_k", "snips", "target_probability"]

@@ -105,6 +105,8 @@ class Agent:
         # sqn / sac / reinforce: extra heads, target network and their optimiser (training only)
         self.offpolicy: offpolicy.OffPolicy | None = None
         self.offpolicy_opt: torch.optim.Optimizer | None = None
+        # sqn / sac: the Q head that ranks with recommend.q_beta > 0 (training's, or a checkpoint's)
+        self.q_heads: offpolicy.Heads | None = None
         self._vectors: np.ndarray | None = None
         self._div_space: tuple[np.ndarray, float] | None = None
         self.population_sigma: np.ndarray | None = None
@@ -202,12 +204,15 @@ class Agent:
         # same outputs, bit for bit: tests/test_serving_speed.py); short histories gain the most
         inputs = padded[:, : int(lengths.max(initial=1))]
         proto = self.predict(padded if self.actor.reads_padding else inputs, lengths)
-        i, d = self.state.nearest(proto, min(max(pool, m, 1), n), exclude)
+        beta = offpolicy.q_beta(self)  # sqn / sac: + beta * Q over the softmax's Q_POOL best
+        i, d = self.state.nearest(proto, min(max(pool, m, 1, offpolicy.Q_POOL if beta else 0), n), exclude)
         log_q = None
         if m:
             i, d = self._add_successors(inputs, lengths, proto, i, d, exclude)
             log_q = self._critic_log_values(inputs, lengths, i)
         logit = self._actor_logits(d)
+        if beta:
+            logit = logit + beta * offpolicy.q_scores(self, padded if self.actor.reads_padding else inputs, lengths, i)
         logit[i < 0] = -np.inf
         return Scored(i, d, logit, log_q)
 

@@ -375,6 +375,7 @@ def agent_from_payload(cfg: Config, dataset: Dataset, payload: dict[str, Any]) -
     payload_checks.check_weights("critic", payload.get("critic"), critic_shapes)
     agent = Agent(State(dataset), cfg, args=args, init_items=False)  # weights come next
     restore(agent, payload)
+    offpolicy.load_ranking_heads(agent, payload)  # sqn / sac: the Q head ranks with recommend.q_beta
     agent.ready()
     return agent
 

@@ -1,9 +1,9 @@
 """Off-policy RL on logged rewards: ``sqn``, ``sac`` and ``reinforce`` (``train.algorithm``).
 
 All three train the actor's own sequence encoder (LSTM or transformer) and its supervised next-item
-softmax, and recommend with that softmax as ``hybrid`` does: the logged rewards (``Batch.rewards``,
-the reward of the play that followed each step; 1.0 per play without a reward column) change what the
-encoder and the softmax learn, not how lists are made. Extra heads read the encoder's states
+softmax on the logged rewards (``Batch.rewards``, the reward of the play that followed each step; 1.0 per
+play without a reward column); ``sqn`` and ``sac`` also rank with their Q head (``recommend.q_beta``, below),
+``reinforce`` with its policy, the softmax. Extra heads read the encoder's states
 (:meth:`whatnext.models.actor.ProtoActor.hidden`) and score an item by a dot product with its (detached)
 output vector plus a per-item bias, so they work on the sampled softmax's candidates too.
 
@@ -31,7 +31,16 @@ output vector plus a per-item bias, so they work on the sampled softmax's candid
 Everything here is pure torch over one batch; the step functions that call it (with the optimisers and
 the critic) live in :mod:`whatnext.rl.algorithms`. The extra state (heads, target network, their
 optimiser, the step counter for the warm-up) is :class:`OffPolicy`, saved in checkpoints under
-``offpolicy`` / ``offpolicy_opt`` and restored on resume; inference needs none of it.
+``offpolicy`` / ``offpolicy_opt`` and restored on resume.
+
+Ranking with the Q head (``sqn``, ``sac``; ``recommend.q_beta``): a list is ranked by
+``log pi(a | s) + q_beta * Q(s, a)``, the supervised softmax's log-probability (up to a row constant)
+plus the Q head's estimate of the logged return of recommending ``a``, over the softmax's
+:data:`Q_POOL` best items (plus the critic's slate when ``model.rerank > 0``). ``q_beta = 0`` is the
+softmax alone, bit for bit. Xin et al. rank by the supervised head (their Q head only shapes the
+encoder); the Q term is how the learned rewards reach the list (README "Off-policy RL"). The Q head
+is the only part inference reads (:func:`load_ranking_heads`); ``reinforce`` ranks by its policy,
+which is the softmax itself.
 """
 
 from __future__ import annotations
@@ -54,6 +63,10 @@ if TYPE_CHECKING:
 OFFPOLICY = ("sqn", "sac", "reinforce")
 #: sac: uniformly drawn negative actions per step whose Q learns reward 0 (the paper's negative sampling)
 SAC_NEGATIVES = 10
+#: the algorithms whose Q head ranks with recommend.q_beta > 0 (reinforce's Q head is never trained)
+RANKS_BY_Q = ("sqn", "sac")
+#: with recommend.q_beta > 0, the Q head re-ranks this many of the softmax's best items (at least k)
+Q_POOL = 100
 
 
 class Candidates(NamedTuple):
@@ -112,7 +125,42 @@ def attach(agent: Agent) -> None:
     heads = Heads(agent.cfg.model.hidden_size, agent.actor.out_items.dim, agent.args["n_items"])
     mod = OffPolicy(heads, agent.actor).to(agent.device)
     agent.offpolicy = mod
+    agent.q_heads = mod.heads if agent.cfg.train.algorithm in RANKS_BY_Q else None
     agent.offpolicy_opt = torch.optim.Adam(mod.heads.parameters(), lr=agent.cfg.train.actor_lr)
+
+
+def load_ranking_heads(agent: Agent, payload: dict[str, Any]) -> None:
+    """Give an inference agent the Q head of an ``sqn`` / ``sac`` checkpoint (for ``recommend.q_beta``), checked."""
+    from whatnext.rl.payload import check_weights
+
+    agent.q_heads = None
+    if payload.get("algorithm") not in RANKS_BY_Q or not isinstance(payload.get("offpolicy"), dict):
+        return
+    heads = Heads(agent.cfg.model.hidden_size, agent.actor.out_items.dim, agent.args["n_items"])
+    saved = {k.removeprefix("heads."): v for k, v in payload["offpolicy"].items()
+             if isinstance(k, str) and k.startswith("heads.")}
+    check_weights("offpolicy heads", saved, heads.state_dict())
+    heads.load_state_dict(saved)
+    agent.q_heads = heads.to(agent.device).eval()
+
+
+def q_beta(agent: Agent) -> float:
+    """``recommend.q_beta`` when the agent has a Q head that ranks (``sqn``, ``sac``), else 0."""
+    return float(agent.cfg.recommend.q_beta) if getattr(agent, "q_heads", None) is not None else 0.0
+
+
+@torch.no_grad()
+def q_scores(agent: Agent, inputs: np.ndarray, lengths: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``Q(s, a)`` (B, P) of candidate items (B, P) after right-padded histories (B, W); 0 at padding (-1)."""
+    heads = agent.q_heads
+    assert heads is not None
+    dev = agent.device
+    h = agent.actor.hidden(torch.from_numpy(inputs).to(dev))
+    h = h[torch.arange(len(lengths), device=dev), torch.from_numpy(lengths).to(dev) - 1]
+    cand = torch.from_numpy(np.maximum(items, 0)).to(dev)
+    e = agent.actor.out_items(cand)  # (B, P, dim)
+    q = torch.einsum("bd,bpd->bp", heads.q(h), e) + heads.q_bias[cand]
+    return np.where(items >= 0, q.cpu().numpy().astype(np.float64), 0.0)
 
 
 def payload(agent: Agent) -> dict[str, Any]:

@@ -17,6 +17,9 @@ Written into one folder:
 
 The score is the actor's (minus the squared distance to the proto-action, scaled), what whatnext
 ranks by with ``model.rerank = 0``; the critic's re-ranking is not exported. Ties go to the smaller index.
+An ``sqn`` / ``sac`` run that ranks with its Q head (``recommend.q_beta > 0``, the default) is refused:
+the module would rank differently from whatnext (export it with ``--set recommend.q_beta=0`` to get the
+softmax's own ranking, knowingly).
 """
 
 from __future__ import annotations
@@ -129,6 +132,13 @@ def export(rec: Any, formats: list[str], output: Path, *, k: int = 10, include_s
     agent = model.agent
     if agent.cfg.model.name != "lstm":  # ActorRanker re-implements the LSTM actor's forward pass
         raise ConfigError(f"export writes the lstm actor only; this checkpoint's model.name is {agent.cfg.model.name!r}")
+    from whatnext.rl.offpolicy import q_beta
+
+    if q_beta(agent):  # the exported module ranks by the softmax alone: a different list, so refuse
+        raise ConfigError(
+            f"export writes the actor's softmax ranking only, but this sqn/sac checkpoint ranks by the softmax plus "
+            f"recommend.q_beta ({agent.cfg.recommend.q_beta:g}) times its Q head; serve it with "
+            f"'whatnext serve', or export the softmax's own ranking with --set recommend.q_beta=0")
     module = ranker(agent, k, not include_seen)
     window = agent.cfg.model.window
     # two histories of at least two steps: torch.export would fix a dimension of size 1 as a constant
