@@ -1,7 +1,7 @@
 """1 process vs 2 processes (torch.distributed, gloo, 1 thread each): training throughput and test quality (#14).
 
     python bench/distributed.py                  # the defaults that matter: about 5 minutes on a quiet 2-core machine
-    python bench/distributed.py --plays 0 --seeds 0,1,2 --scalings none,sqrt,linear --global-scope   # the lr rule's evidence
+    python bench/distributed.py --plays 0 --seeds 0,1,2 --scalings none,sqrt,linear   # the lr rule's evidence (--nproc 4 too)
     python bench/distributed.py --steps 600 --epochs 10 --ml ../shared/data/ml-100k/u.data
 
 Every run is ``whatnext train`` (``--nproc 2`` for two processes) with the built-in config, 1 thread per
@@ -87,13 +87,14 @@ def test_quality(cfg: Path) -> tuple[float, float]:
 
 
 def setups(args: argparse.Namespace) -> list[tuple[str, int, list[str]]]:
-    """(label, processes, --set options) of every row: 1 process, 2 per process with each lr rule, 2 global."""
+    """(label, processes, --set options) of every row: 1 process, N per process with each lr rule, N global."""
+    n = args.nproc
     rows = [("1 process", 1, [])]
     for s in args.scalings:
-        rows.append((f"2 processes, batch per process, lr_scaling {s}", 2, ["train.batch_scope=process",
-                                                                           f"train.lr_scaling={s}"]))
+        rows.append((f"{n} processes, batch per process, lr_scaling {s}", n, ["train.batch_scope=process",
+                                                                             f"train.lr_scaling={s}"]))
     if args.global_scope:
-        rows.append(("2 processes, global batch (split)", 2, ["train.batch_scope=global"]))
+        rows.append((f"{n} processes, global batch (split)", n, ["train.batch_scope=global"]))
     return rows
 
 
@@ -115,8 +116,9 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help="train.seed values on MovieLens, comma-separated (mean ± sd when several)")
     ap.add_argument("--batch", type=int, default=32, help="train.batch_size: each process's batch (32 is the default)")
     ap.add_argument("--scalings", default=default_scaling,
-                    help=f"train.lr_scaling values for the 2-process rows, comma-separated (default: {default_scaling}, the built-in)")
-    ap.add_argument("--global-scope", action="store_true", help="add a 2-process row with train.batch_scope = global")
+                    help=f"train.lr_scaling values for the multi-process rows, comma-separated (default: {default_scaling}, the built-in)")
+    ap.add_argument("--global-scope", action="store_true", help="add a row with train.batch_scope = global")
+    ap.add_argument("--nproc", type=int, default=2, help="processes of the multi-process rows (2: the issue's comparison)")
     args = ap.parse_args()
     args.scalings = [s for s in args.scalings.split(",") if s]
     seeds = [int(s) for s in args.seeds.split(",")]
