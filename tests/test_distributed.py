@@ -187,6 +187,22 @@ def test_shard_weights_and_the_empty_share() -> None:
     assert list(part) == [0] and weight == 0.0
 
 
+def test_the_root_cause_is_the_killed_rank_not_the_one_the_agent_stopped() -> None:
+    """Rank 1 SIGKILLed, rank 0 then stopped by the agent with SIGTERM in the same second: rank 1 is reported;
+    a rank's own error comes before another's lost contact."""
+    from types import SimpleNamespace
+
+    from whatnext.rl.launch import root_cause
+
+    def failure(code: int, message: str = "") -> SimpleNamespace:
+        return SimpleNamespace(exitcode=code, timestamp=100, message={"message": message} if message else "",
+                               error_file_data={"message": message} if message else {})
+
+    assert root_cause({0: failure(-15), 1: failure(-9)})[0] == 1
+    assert root_cause({0: failure(7, distributed.LOST + " during x"), 1: failure(4, "bad checkpoint")})[0] == 1
+    assert root_cause({0: failure(-15), 1: failure(-15)})[0] == 0
+
+
 def test_nproc_out_of_range_is_refused() -> None:
     from typer.testing import CliRunner
 
