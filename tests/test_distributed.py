@@ -23,10 +23,10 @@ import pytest
 import torch
 
 from whatnext import checkpoints
-from whatnext.rl import distributed
+from whatnext.rl import distributed, schedule
 from whatnext.rl.algorithms import positions_for, steps_per_epoch
 from whatnext.rl.distributed import Replica, World
-from whatnext.rl.environment import learning_steps, total_steps
+from whatnext.rl.environment import learning_steps
 
 HERE = Path(__file__).resolve().parent
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
@@ -69,26 +69,113 @@ def _final(run_dir: Path) -> dict:
 # -- sharding (in process) ------------------------------------------------------------------
 
 
+def _steps(cfg, ds, positions, world: int, rank: int, start: int = 0, walk=None, total: int | None = None) -> list:
+    """The learning steps one rank of ``world`` takes (to the run's end unless ``total``)."""
+    replica = Replica(World(rank, world))
+    n, batch = len(positions), schedule.global_batch(cfg, world)
+    if total is None:
+        cursor = walk.cursor if walk is not None else schedule.at_step(start, n, batch)
+        total = start + schedule.steps_left(cfg, cursor, n, batch)
+    return list(learning_steps(cfg, ds, positions, start, total, replica, walk))
+
+
 @pytest.mark.parametrize("world", [2, 3])
-def test_the_ranks_shares_are_exactly_the_single_process_epoch(tmp_path: Path, world: int) -> None:
+def test_per_process_batches_cover_exactly_the_single_process_epoch(tmp_path: Path, world: int) -> None:
+    """train.batch_scope = process: a step takes world x batch_size positions of the seeded order, each rank
+    its contiguous batch_size; over an epoch the union over the steps and ranks, in order, is exactly the
+    single-process epoch, in 1/world of its steps (the last step of an epoch takes what is left)."""
     ds = ch.dataset(n_users=7, n_events=9)
     cfg = ch.config(tmp_path, "hybrid", epochs=2, batch_size=5)
     positions = positions_for(ds, "hybrid", cfg.model.window)
-    total = total_steps(cfg, steps_per_epoch(len(positions), 5))
-    assert len(positions) % 5  # the last batch is shorter; a batch of 5 never splits evenly
-    solo = list(learning_steps(cfg, ds, positions, 0, total))
-    ranks = [list(learning_steps(cfg, ds, positions, 0, total, Replica(World(r, world)))) for r in range(world)]
+    assert len(positions) % (5 * world)  # the epoch's last step is short
+    solo = _steps(cfg, ds, positions, 1, 0)
+    ranks = [_steps(cfg, ds, positions, world, r) for r in range(world)]
+    assert len(ranks[0]) == 2 * steps_per_epoch(len(positions), 5 * world)
+    for epoch in (0, 1):
+        single = np.concatenate([s[3].targets for s in solo if s[1] == epoch])
+        mine = [s for s in ranks[0] if s[1] == epoch]
+        union = np.concatenate([ranks[r][i][3].targets for i, s in enumerate(ranks[0]) if s[1] == epoch
+                                for r in range(world)])
+        assert np.array_equal(union, single)
+        assert all(len(ranks[r][i][3].targets) == 5 for r in range(world) for i in range(len(mine) - 1))
+    # every rank draws the step's negatives (numpy) as one process does at that step; rank 0 keeps the
+    # single process's noise and dropout (torch), the others draw their own
+    for step in range(len(ranks[0])):
+        assert all(ranks[r][step][4].bit_generator.state == solo[step][4].bit_generator.state for r in range(world))
+        assert torch.equal(ranks[0][step][5].get_state(), solo[step][5].get_state())
+        assert not torch.equal(ranks[1][step][5].get_state(), solo[step][5].get_state())
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_global_scope_splits_the_single_process_step(tmp_path: Path, world: int) -> None:
+    """train.batch_scope = global: every step is the single-process step, split over the ranks."""
+    ds = ch.dataset(n_users=7, n_events=9)
+    cfg = ch.config(tmp_path, "hybrid", epochs=2, batch_size=5)
+    cfg.train.batch_scope = "global"
+    positions = positions_for(ds, "hybrid", cfg.model.window)
+    solo = _steps(cfg, ds, positions, 1, 0)
+    ranks = [_steps(cfg, ds, positions, world, r) for r in range(world)]
+    assert all(len(r) == len(solo) == 2 * steps_per_epoch(len(positions), 5) for r in ranks)
     for step, single in enumerate(solo):
         parts = [ranks[r][step][3] for r in range(world)]
         assert np.array_equal(np.concatenate([p.inputs for p in parts]), single[3].inputs)
         assert np.array_equal(np.concatenate([p.targets for p in parts]), single[3].targets)
         assert all(ranks[r][step][:3] == single[:3] for r in range(world))  # step, epoch, index in epoch
-    # every rank draws the step's negatives (numpy) as one process does; rank 0 keeps the single
-    # process's noise and dropout (torch), the others draw their own
-    for step, single in enumerate(solo):
-        assert all(ranks[r][step][4].bit_generator.state == single[4].bit_generator.state for r in range(world))
-        assert torch.equal(ranks[0][step][5].get_state(), single[5].get_state())
-        assert not torch.equal(ranks[1][step][5].get_state(), single[5].get_state())
+
+
+def test_resuming_under_another_world_size_continues_from_the_next_position(tmp_path: Path) -> None:
+    """2 processes take 3 steps, 1 process continues from their cursor, then 3 processes: the positions seen
+    are the seeded order's, each once, the partial batches where a world's batches do not divide the rest."""
+    ds = ch.dataset(n_users=7, n_events=9)
+    cfg = ch.config(tmp_path, "hybrid", epochs=3, batch_size=4)
+    positions = positions_for(ds, "hybrid", cfg.model.window)
+    n = len(positions)
+    seen, step, cursor = [], 0, schedule.Cursor()
+    for world, steps in ((2, 3), (1, 4), (3, None)):
+        batch = schedule.global_batch(cfg, world)
+        walks = [schedule.Walk(n, batch, cursor) for _ in range(world)]
+        total = step + (steps if steps is not None else schedule.steps_left(cfg, cursor, n, batch))
+        ranks = [_steps(cfg, ds, positions, world, r, step, walks[r], total) for r in range(world)]
+        for i in range(total - step):
+            seen.append(np.concatenate([ranks[r][i][3].targets for r in range(world)]))
+        assert walks[0].cursor == walks[-1].cursor
+        step, cursor = total, walks[0].cursor
+    solo = _steps(cfg, ds, positions, 1, 0)
+    assert np.array_equal(np.concatenate(seen), np.concatenate([s[3].targets for s in solo]))
+    assert cursor.consumed == 3 * n
+    # the cursor a checkpoint records reads back; an earlier version's checkpoint (no cursor) is its step
+    assert schedule.cursor_of({"step": step, "cursor": cursor.to_dict()}, n, 4) == cursor
+    assert schedule.cursor_of({"step": 7}, n, 4) == schedule.at_step(7, n, 4)
+
+
+def test_steps_left_and_learning_rates() -> None:
+    from whatnext.config import Config
+
+    cfg = Config()
+    cfg.train.epochs, cfg.train.batch_size = 2, 8
+    assert schedule.global_batch(cfg, 2) == 16 and schedule.steps_left(cfg, schedule.Cursor(), 100, 16) == 14
+    assert schedule.steps_left(cfg, schedule.Cursor(90, 96), 100, 16) == 1 + 7  # the rest of epoch 0, then one
+    assert schedule.steps_left(cfg, schedule.Cursor(200, 200), 100, 16) == 0
+    cfg.train.samples = 100  # the legacy budget counts every step's full batch
+    assert schedule.steps_left(cfg, schedule.Cursor(), 30, 16) == 7
+    assert schedule.steps_left(cfg, schedule.Cursor(60, 64), 30, 8) == 5
+    assert [schedule.lr_factor(cfg, w) for w in (1, 4)] == [1.0, 2.0]  # sqrt, the default
+    cfg.train.lr_scaling = "linear"
+    assert schedule.lr_factor(cfg, 4) == 4.0
+    cfg.train.batch_scope = "global"  # the step is the single-process one: the rates stay
+    assert schedule.lr_factor(cfg, 4) == 1.0 and schedule.global_batch(cfg, 4) == 8
+    from whatnext.config.schema import CHOICES
+
+    assert set(schedule.LR_SCALINGS) == set(CHOICES[("train", "lr_scaling")])
+
+
+@pytest.mark.parametrize("cursor", [[1, 2], {"consumed": -1, "samples": 0}, {"consumed": 3, "samples": True},
+                                    {"consumed": 3}])
+def test_a_malformed_cursor_is_a_checkpoint_error(cursor) -> None:
+    from whatnext.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match=r"^the checkpoint's cursor.* start the run again with --force$"):
+        schedule.cursor_of({"step": 3, "cursor": cursor}, 10, 4)
 
 
 def test_shard_weights_and_the_empty_share() -> None:
@@ -98,6 +185,22 @@ def test_shard_weights_and_the_empty_share() -> None:
     assert sum(w for _, w in shares) == pytest.approx(1.0)
     part, weight = distributed.shard(np.arange(1), World(1, 2))  # nothing left for rank 1
     assert list(part) == [0] and weight == 0.0
+
+
+def test_the_root_cause_is_the_killed_rank_not_the_one_the_agent_stopped() -> None:
+    """Rank 1 SIGKILLed, rank 0 then stopped by the agent with SIGTERM in the same second: rank 1 is reported;
+    a rank's own error comes before another's lost contact."""
+    from types import SimpleNamespace
+
+    from whatnext.rl.launch import root_cause
+
+    def failure(code: int, message: str = "") -> SimpleNamespace:
+        return SimpleNamespace(exitcode=code, timestamp=100, message={"message": message} if message else "",
+                               error_file_data={"message": message} if message else {})
+
+    assert root_cause({0: failure(-15), 1: failure(-9)})[0] == 1
+    assert root_cause({0: failure(7, distributed.LOST + " during x"), 1: failure(4, "bad checkpoint")})[0] == 1
+    assert root_cause({0: failure(-15), 1: failure(-15)})[0] == 0
 
 
 def test_nproc_out_of_range_is_refused() -> None:
@@ -241,19 +344,33 @@ def test_kill_either_rank_then_resume_matches_an_uninterrupted_job(tmp_path: Pat
 
 @pytest.mark.slow
 def test_a_checkpoint_resumes_under_another_world_size(tmp_path: Path) -> None:
-    """2 processes, then 1 resumes their checkpoint, then 2 resume that one: every step once, in order."""
+    """2 processes stop inside an epoch (a Ctrl-C stand-in: --set train.samples), 1 process resumes their
+    checkpoint to the end of epoch 2, then 2 processes resume that one to the end of epoch 3: each continues
+    from the next unconsumed position of the seeded order (the cursor the checkpoint records), every step is
+    logged once, the epochs end where one process's would, and the learning rates follow each job's world."""
     cfg = _project(tmp_path, epochs=1, checkpoint_every=100)
-    start = _whatnext(cfg, "--nproc", "2")
-    assert start.returncode == 0, start.stderr
     run_dir = cfg.parent / "models" / "default"
-    one = _final(run_dir)["step"]
-    for epochs, nproc in ((2, []), (3, ["--nproc", "2"])):
-        more = _whatnext(cfg, "--resume", "--epochs", str(epochs), *nproc)
-        assert more.returncode == 0, more.stderr
-        assert _final(run_dir)["step"] == epochs * one
+    start = _whatnext(cfg, "--nproc", "2", "--set", "train.samples=48")  # 3 steps of 2 x 8 positions
+    assert start.returncode == 0, start.stderr
+    first = _final(run_dir)
+    assert (first["step"], first["cursor"]) == (3, {"consumed": 48, "samples": 48})
+    assert first["actor_opt"]["param_groups"][0]["lr"] == pytest.approx(3e-3 * 2**0.5)  # sqrt, the default
+    more = _whatnext(cfg, "--resume", "--epochs", "2", "--set", "train.samples=0")
+    assert more.returncode == 0, more.stderr
+    second = _final(run_dir)
+    positions = second["cursor"]["consumed"] // 2  # the end of epoch 2: a whole number of epochs
+    assert second["cursor"]["consumed"] == 2 * positions and positions > 48
+    assert second["step"] == 3 + steps_per_epoch(positions - 48, 8) + steps_per_epoch(positions, 8)
+    assert second["actor_opt"]["param_groups"][0]["lr"] == 3e-3  # one process: the config's rate
+    again = _whatnext(cfg, "--resume", "--epochs", "3", "--nproc", "2")
+    assert again.returncode == 0, again.stderr
+    third = _final(run_dir)
+    assert third["cursor"]["consumed"] == 3 * positions
+    assert third["step"] == second["step"] + steps_per_epoch(positions, 16)
     log = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in log if "train/actor_loss" in r]
-    assert steps == list(range(1, 3 * one + 1))  # every step once, across the world sizes
+    assert steps == list(range(1, third["step"] + 1))  # every step once, across the world sizes
+    assert [r["train/epoch"] for r in log if r["step"] in (second["step"], third["step"]) and "train/epoch" in r] == [2.0, 3.0]
 
 
 def _free_port() -> int:

@@ -359,7 +359,9 @@ class TrainProgress(Callback):
         what = ("training positions" if info.get("algorithm") == "original"
                 else "training windows (every training position once)")
         msg = (f"training {info['algorithm']} in {info['run_dir']}: steps {info['start_step']}..{self.total} "
-               f"({info['steps_per_epoch']} an epoch over {info['positions']} {what})")
+               f"({info['steps_per_epoch']} an epoch over {info['positions']} {what}"
+               + (f"; {info['processes']} processes, {info['global_batch']} a step" if info.get("processes", 1) > 1 else "")
+               + ")")
         if self.interrupt is not None and hasattr(self.interrupt, "arm"):
             self.interrupt.arm()
         self.con.print(msg)

@@ -88,7 +88,9 @@ class TrainConfig:
     rl_weight: float = _f(0.0, "hybrid: weight of the actor-critic loss beside the supervised next-item loss")
     epochs: int = _f(10, "passes over all training positions")
     samples: int = _f(0, "legacy 'epochs' key: total training samples to run; 0 = use epochs instead")
-    batch_size: int = _f(32, "training windows (hybrid) or positions (original) per step")
+    batch_size: int = _f(32, "training windows (hybrid) or positions (original) per step, in each process (see batch_scope)")
+    batch_scope: str = _f("process", "what batch_size counts with several processes (torchrun, --nproc): process = each process's batch (a step takes N x batch_size), global = the whole step's, split over the processes")
+    lr_scaling: str = _f("sqrt", "with several processes and batch_scope = process: actor_lr and critic_lr are multiplied by sqrt(N), N (linear) or 1 (none) for the N times larger step")
     actor_lr: float = _f(3e-3, "actor learning rate (Adam)")
     critic_lr: float = _f(1e-3, "critic learning rate (Adam)")
     noise: float = _f(0.1, "std of Gaussian exploration noise added to the actor's proto-action")
@@ -164,6 +166,8 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("model", "item_init"): ("auto", "random", "cooccurrence"),
     ("train", "algorithm"): ("original", "hybrid", "sqn", "sac", "reinforce"),
     ("train", "device"): ("auto", "cpu", "cuda"),
+    ("train", "batch_scope"): ("process", "global"),
+    ("train", "lr_scaling"): ("sqrt", "linear", "none"),
     ("recommend", "index"): ("auto", "exact", "ivf", "hnsw"),
 }
 

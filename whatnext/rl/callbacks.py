@@ -21,7 +21,8 @@ class Callback:
     """Base class: every hook does nothing. Override the ones you need."""
 
     def on_start(self, info: dict[str, Any]) -> None:
-        """Training begins: ``info`` has run_dir, start_step, total_steps, steps_per_epoch."""
+        """Training begins: ``info`` has run_dir, start_step, total_steps, steps_per_epoch, positions,
+        global_batch (positions a step takes, over all processes), processes and lr_factor."""
 
     def on_step(self, step: int, metrics: dict[str, float]) -> bool:
         """After learning step ``step`` (1-based). Return True to stop (a checkpoint is saved)."""

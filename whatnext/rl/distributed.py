@@ -4,11 +4,11 @@ A job is started by ``torchrun`` (or ``whatnext train --nproc N``, which runs to
 elastic launcher, :mod:`whatnext.rl.launch`); each process runs the ordinary training loop
 with a :class:`Replica` that
 
-- takes its share of every global batch: ``train.batch_size`` is the *global* batch; the
-  step's positions (the same seeded epoch order as one process) are split in ``world``
-  contiguous parts (:func:`shard`), so the union over the ranks is exactly the
-  single-process step, 1 or N processes see the same sequence of global batches, and the
-  learning rate needs no change;
+- takes its share of every global batch: a step takes the next ``N x train.batch_size``
+  positions of the seeded epoch order (``train.batch_scope = "process"``, the default; or
+  ``train.batch_size`` under ``"global"``: :mod:`whatnext.rl.schedule`), split in ``world``
+  contiguous parts (:func:`shard`), so the union over the ranks is exactly that stretch of
+  the single-process epoch, and an epoch's union is the single-process epoch;
 - averages the gradients before clipping and every optimiser step (:meth:`Replica.sync`),
   weighted by each rank's share of the global batch. This is what DistributedDataParallel
   does, done by hand: DDP hooks ``forward``, and the actor and critic are driven through
@@ -257,7 +257,8 @@ SOLO = Replica(World())
 
 #: what every rank must share with rank 0 (what the key means, for the message)
 _PLAN = {"positions": "the number of training positions (the data)", "fingerprint": "the item catalogue",
-         "batch_size": "train.batch_size", "seed": "train.seed", "algorithm": "train.algorithm", "model": "model.name"}
+         "batch_size": "train.batch_size", "batch_scope": "train.batch_scope", "lr_scaling": "train.lr_scaling",
+         "seed": "train.seed", "algorithm": "train.algorithm", "model": "model.name"}
 
 
 def agree_on_plan(replica: Replica, agent: Any, cfg: Any, n_positions: int, total: int,
@@ -270,8 +271,8 @@ def agree_on_plan(replica: Replica, agent: Any, cfg: Any, n_positions: int, tota
     know the target ``--resume`` recorded)."""
     t = cfg.train
     mine = {"positions": n_positions, "fingerprint": str(agent.state.catalogue.fingerprint()),
-            "batch_size": t.batch_size, "seed": t.seed, "algorithm": t.algorithm, "model": cfg.model.name,
-            "total": total}
+            "batch_size": t.batch_size, "batch_scope": t.batch_scope, "lr_scaling": t.lr_scaling, "seed": t.seed,
+            "algorithm": t.algorithm, "model": cfg.model.name, "total": total}
     got = replica.share({"plan": mine, "payload": payload if replica.main else None})
     plan = got["plan"]
     for key, what in _PLAN.items():

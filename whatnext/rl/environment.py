@@ -24,7 +24,7 @@ from whatnext import checkpoints
 from whatnext.config import Config
 from whatnext.data import PAD, Dataset
 from whatnext.errors import CheckpointError, ConfigError, OutputExistsError, TrainingError
-from whatnext.rl import distributed, offpolicy
+from whatnext.rl import distributed, offpolicy, schedule
 from whatnext.rl import payload as payload_checks
 from whatnext.rl.agent import Agent
 from whatnext.rl.algorithms import positions_for, resolve_device, steps_per_epoch
@@ -50,32 +50,36 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
 
 
 def learning_steps(cfg: Config, dataset: Dataset, positions: np.ndarray, start: int, total: int,
-                   replica: distributed.Replica = distributed.SOLO,
+                   replica: distributed.Replica = distributed.SOLO, walk: schedule.Walk | None = None,
                    ) -> Iterator[tuple[int, int, int, Batch, np.random.Generator, torch.Generator]]:
     """Yield ``(step, epoch, index in epoch, batch, rng, torch generator)`` for steps start..total-1.
 
     The one place that decides which positions a step sees and which randomness it gets
     (derived from (seed, step), and torch's global seed for dropout), so a resumed run, the
-    supervised baseline and the processes of a distributed run all follow the same sequence
-    (``replica`` takes this process's share of each global batch and its own seed).
+    supervised baseline and the processes of a distributed run all follow the same sequence.
+    ``walk`` (:mod:`whatnext.rl.schedule`) says where in the seeded order the steps begin and
+    how many positions each takes (the global batch; by default this world's, from step
+    ``start`` of a run that kept it); it stands after the yielded step while the caller holds
+    it. ``replica`` takes this process's share of each global batch and its own seed.
     """
     t = cfg.train
-    spe = steps_per_epoch(len(positions), t.batch_size)
+    if walk is None:
+        batch_size = schedule.global_batch(cfg, replica.world.size)
+        walk = schedule.Walk(len(positions), batch_size, schedule.at_step(start, len(positions), batch_size))
     order, order_epoch = np.zeros(0, np.int64), -1
     for step in range(start, total):
-        epoch, i = divmod(step, spe)
+        epoch, lo, hi = walk.next()
         if epoch != order_epoch:
             order, order_epoch = epoch_order(t.seed, epoch, len(positions)), epoch
-        batch = make_batch(dataset, replica.take(positions[order[i * t.batch_size : (i + 1) * t.batch_size]]),
-                           cfg.model.window)
+        batch = make_batch(dataset, replica.take(positions[order[lo:hi]]), cfg.model.window)
         s = step_seed(t.seed, step)
         r = replica.seed(s)  # per rank: exploration noise and dropout; negatives (numpy) are shared
         torch.manual_seed(r)  # dropout
-        yield step, epoch, i, batch, np.random.default_rng(s), torch.Generator().manual_seed(r)
+        yield step, epoch, -(-lo // walk.batch), batch, np.random.default_rng(s), torch.Generator().manual_seed(r)
 
 
 def total_steps(cfg: Config, steps_in_epoch: int) -> int:
-    """Learning steps of the run: legacy ``samples`` (total samples) if set, else epochs."""
+    """Learning steps of a single-process run: legacy ``samples`` (total samples) if set, else epochs."""
     if cfg.train.samples:
         return max(1, math.ceil(cfg.train.samples / cfg.train.batch_size))
     return cfg.train.epochs * steps_in_epoch
@@ -141,11 +145,9 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
     positions = positions_for(dataset, t.algorithm, cfg.model.window)
     if len(positions) == 0:
         raise TrainingError(f"{dataset.source}: no training positions (every user needs at least 4 events to train on)")
-    spe = steps_per_epoch(len(positions), t.batch_size)
-    total = total_steps(cfg, spe)
-    target = {"epochs": t.epochs, "samples": t.samples, "total_steps": total,
-              "overrides": {k: v for k, v in overrides.items() if v is not None}}
-    start, best, resumed_stale = 0, None, 0
+    n, batch_size = len(positions), schedule.global_batch(cfg, replica.world.size)
+    spe = steps_per_epoch(n, batch_size)
+    start, best, resumed_stale, cursor = 0, None, 0, schedule.Cursor()
     warnings: list[str] = []
     payload: dict[str, Any] | None = None
     if resume and replica.main:
@@ -156,14 +158,21 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
         restore(agent, payload, optimisers=True)
         _repair_best_marker(run_dir, pt, payload, select_metric(list(cfg.eval.ks)))
         log.info("resuming from %s at step %d", pt, int(payload["step"]))
+        start, cursor = int(payload["step"]), schedule.cursor_of(payload, n, t.batch_size)
+    total = start + schedule.steps_left(cfg, cursor, n, batch_size)
+    target = {"epochs": t.epochs, "samples": t.samples, "total_steps": total,
+              "overrides": {k: v for k, v in overrides.items() if v is not None}}
     if replica.active:  # rank 0's plan and checkpoint on every rank; the same start weights everywhere
-        total, shared = distributed.agree_on_plan(replica, agent, cfg, len(positions), total, payload)
+        total, shared = distributed.agree_on_plan(replica, agent, cfg, n, total, payload)
         if not replica.main and shared is not None:
             restore(agent, shared, optimisers=True)
             payload = shared
     if payload is not None:
         start, best = int(payload["step"]), payload.get("best_metric")
         resumed_stale = int(payload.get("stale", 0))
+        cursor = schedule.cursor_of(payload, n, t.batch_size)
+    lr_factor = schedule.lr_factor(cfg, replica.world.size)
+    schedule.set_learning_rates(agent, lr_factor)  # the config's rates x the rule for this world, resumed or not
     writers: list[JsonlWriter | TensorBoardWriter] = []
     if replica.main:
         writers.append(JsonlWriter(run_dir / "metrics.jsonl", resume_step=start))
@@ -171,13 +180,15 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
             writers.append(TensorBoardWriter(run_dir, resume_step=start))
     cb = CallbackList([*writers, callback])
     cb.on_start({"run_dir": str(run_dir), "start_step": start, "total_steps": total, "steps_per_epoch": spe,
-                 "positions": len(positions), "warnings": warnings, "algorithm": t.algorithm})
+                 "positions": n, "warnings": warnings, "algorithm": t.algorithm, "global_batch": batch_size,
+                 "processes": replica.world.size, "lr_factor": lr_factor})
     try:
         metrics: dict[str, float] = {}
         status, last_pt = "finished", checkpoints.marker(run_dir, "latest") if resume else None
         t0 = time.perf_counter()
         step, stale = start, resumed_stale
-        for done, epoch, i, batch, rng, gen in learning_steps(cfg, dataset, positions, start, total, replica):
+        walk = schedule.Walk(n, batch_size, cursor)
+        for done, epoch, _, batch, rng, gen in learning_steps(cfg, dataset, positions, start, total, replica, walk):
             metrics = replica.mean_metrics(agent.propagate(batch, rng, gen))
             step = done + 1
             bad = [k for k, v in metrics.items() if not math.isfinite(v)]
@@ -186,14 +197,14 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
                     f"{run_dir}: step {step}: {bad[0]} is {metrics[bad[0]]}; training stopped and the last good checkpoint "
                     f"({last_pt or 'none yet'}) is kept; lower train.actor_lr / train.critic_lr or set train.grad_clip"
                 )
-            metrics["train/epoch"] = epoch + (i + 1) / spe
-            metrics["train/samples_per_s"] = (step - start) * t.batch_size / max(time.perf_counter() - t0, 1e-9)
+            metrics["train/epoch"] = walk.epochs
+            metrics["train/samples_per_s"] = (walk.cursor.consumed - cursor.consumed) / max(time.perf_counter() - t0, 1e-9)
             code = 0
             if replica.main:
                 stop = cb.on_step(step, metrics)
                 if stop or step % t.checkpoint_every == 0 or step == total:
                     best, last_pt, stale = _checkpoint(agent, cfg, run_dir, step, epoch, metrics, best, stale,
-                                                       evaluator, cb, target)
+                                                       evaluator, cb, target, walk.cursor)
                 if stop:
                     code = 1
                 elif t.patience and evaluator is not None and stale >= t.patience and step < total:
@@ -231,11 +242,13 @@ def _repair_best_marker(run_dir: Path, pt: Path, payload: dict[str, Any], key: s
 
 def _checkpoint(agent: Agent, cfg: Config, run_dir: Path, step: int, epoch: int, metrics: dict[str, float],
                 best: float | None, stale: int, evaluator: Evaluator | None,
-                cb: Callback, target: dict[str, Any] | None = None) -> tuple[float | None, Path, int]:
+                cb: Callback, target: dict[str, Any] | None = None,
+                cursor: schedule.Cursor | None = None) -> tuple[float | None, Path, int]:
     """Evaluate (if asked), save, move the markers, prune, export the legacy files.
 
     Returns the best validation score, the checkpoint, and how many checkpoints in a row
-    have not improved it (early stopping's count, saved so a resumed run counts on).
+    have not improved it (early stopping's count, saved so a resumed run counts on). ``cursor``:
+    how far into the seeded order the run is (what a resume under any number of processes continues from).
     """
     saved = dict(metrics)
     is_best = evaluator is None
@@ -248,7 +261,7 @@ def _checkpoint(agent: Agent, cfg: Config, run_dir: Path, step: int, epoch: int,
             best, is_best = float(score), True
     stale = 0 if is_best else stale + 1
     pt = checkpoints.save(run_dir, {**checkpoint_payload(agent, cfg, step, epoch, saved, best), "stale": stale,
-                                    "target": target or {}})
+                                    "target": target or {}, **({"cursor": cursor.to_dict()} if cursor else {})})
     if is_best:
         checkpoints.set_marker(run_dir, "best", pt)
     checkpoints.prune(run_dir, cfg.train.keep_last)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import uuid
 from typing import Any
@@ -49,12 +50,14 @@ def _text(failure: Any) -> str:
 
 
 def root_cause(failures: dict[int, Any]) -> tuple[int, Any]:
-    """The failure to report: a rank's own error before another's lost contact, then the earliest, then the lowest rank."""
+    """The failure to report: a rank's own error before another's lost contact, a rank's own end before one the
+    agent stopped with SIGTERM once another had failed (the timestamps are whole seconds: both can fall in
+    the same one), then the earliest, then the lowest rank."""
     from whatnext.rl.distributed import LOST
 
-    def key(item: tuple[int, Any]) -> tuple[bool, int, int]:
+    def key(item: tuple[int, Any]) -> tuple[bool, bool, int, int]:
         rank, f = item
-        return (_text(f).startswith(LOST), int(f.timestamp), rank)
+        return (_text(f).startswith(LOST), int(f.exitcode) == -signal.SIGTERM, int(f.timestamp), rank)
 
     return min(failures.items(), key=key)
 
