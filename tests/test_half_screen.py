@@ -7,24 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import whatnext.serving.index as serving_index
 from whatnext.search import ExactIndex, FaissIndex
 from whatnext.serving.index import HalfScreen
-
-
-@pytest.fixture(params=[1, 2], ids=["one-scan", "two-halves"], autouse=True)
-def halves(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
-    """Every test with the copy scanned whole and cut in two halves scanned side by side (as above SPLIT_FROM)."""
-    if request.param == 2:
-        monkeypatch.setattr(serving_index, "SPLIT_FROM", 10)
-        monkeypatch.setattr(serving_index.os, "cpu_count", lambda: 2)
-    return int(request.param)
 
 
 def _check(v: np.ndarray, queries: np.ndarray, ks: tuple[int, ...], rng: np.random.Generator) -> HalfScreen:
     base = FaissIndex(v, "exact")
     half, exact = HalfScreen(base), ExactIndex(v)
-    assert half.usable and len(half.shards) == (2 if len(v) >= serving_index.SPLIT_FROM else 1)
+    assert half.usable
     for q in queries:
         ex = [rng.integers(0, len(v), int(rng.integers(0, 40)))]
         for k in ks:

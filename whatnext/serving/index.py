@@ -21,8 +21,6 @@ index itself.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -32,23 +30,6 @@ from whatnext.search import BLAS_FROM, SEARCH_THREADS, Exclude, FaissIndex, answ
 
 #: candidates the float16 scan fetches beyond k and the excluded items: room for the bound's slack
 HALF_MARGIN = 32
-#: from this many items the float16 copy is cut in two halves scanned at the same time, one in the
-#: request's thread and one in a helper thread (faiss lets go of the GIL): a lone request on a
-#: multi-core machine has the second core to itself; a busy server sends batches to the flat index
-SPLIT_FROM = 50_000
-
-_scanners: ThreadPoolExecutor | None = None
-
-
-def _scan(index: Any, queries: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-    import faiss
-
-    threads = faiss.omp_get_max_threads()  # OpenMP's setting belongs to the thread: set it in each
-    faiss.omp_set_num_threads(SEARCH_THREADS)
-    try:
-        return index.search(queries, fetch)
-    finally:
-        faiss.omp_set_num_threads(threads)
 
 
 class ServingIndex:
@@ -139,15 +120,10 @@ class HalfScreen:
         # to each value) is measured from the middle of the catalogue, not from wherever zero happens to be
         self.centre = v.astype(np.float64).mean(axis=0)
         shifted = (v.astype(np.float64) - self.centre).astype(np.float32)
-        parts = 2 if n >= SPLIT_FROM and (os.cpu_count() or 1) > 1 else 1
-        self.starts = [n * j // parts for j in range(parts + 1)]
-        self.shards = []
-        for a, b in zip(self.starts[:-1], self.starts[1:]):
-            shard = faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_L2)
-            shard.train(shifted[a:b])  # fp16 needs no training; faiss asks for the call
-            shard.add(shifted[a:b])
-            self.shards.append(shard)
-        copy = np.concatenate([sh.reconstruct_n(0, sh.ntotal) for sh in self.shards]).astype(np.float64)
+        self.half = faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_L2)
+        self.half.train(shifted)  # fp16 needs no training; faiss asks for the call
+        self.half.add(shifted)
+        copy = self.half.reconstruct_n(0, n).astype(np.float64)
         # measured, not assumed: whatever rounding faiss's encoder uses, no item's copy (moved back by the
         # centre) lies further than this from the item itself
         self.error = float(np.sqrt(((v.astype(np.float64) - self.centre - copy) ** 2).sum(1)).max())
@@ -165,18 +141,25 @@ class HalfScreen:
 
     def search(self, queries: np.ndarray, k: int, exclude: Exclude = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest items for every query, skipping ``exclude[i]``: :meth:`FaissIndex.search`'s answers."""
+        import faiss
+
         queries, out_i, out_d = answer_arrays(queries, k)
         m, n = len(queries), len(self.base)
         if not self.usable or m == 0 or m >= BLAS_FROM:
             return self.base.search(queries, k, exclude)
         extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0
-        want = k + extra + HALF_MARGIN
+        fetch = min(n, k + extra + HALF_MARGIN)
+        faiss.cvar.distance_compute_blas_threshold = 1 << 30  # a scan per query (see BLAS_FROM)
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(SEARCH_THREADS)
         shifted = (queries.astype(np.float64) - self.centre).astype(np.float32)
-        screened, cand, tail = self._scan_shards(shifted, want)
+        try:
+            screened, cand = self.half.search(shifted, fetch)
+        finally:
+            faiss.omp_set_num_threads(threads)
         again = []
-        for r in range(m):        again = []
         for r in range(m):
-            got = self._settle(queries[r], shifted[r], screened[r], cand[r], k, tail[r],
+            got = self._settle(queries[r], shifted[r], screened[r], cand[r], k, fetch == n,
                                None if exclude is None else np.asarray(exclude[r], dtype=np.int64))
             if got is None:
                 again.append(r)
@@ -192,34 +175,10 @@ class HalfScreen:
         out_i[~np.isfinite(out_d)] = -1
         return out_i, np.sqrt(out_d)
 
-    def _scan_shards(self, shifted: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Each shard's ``want`` nearest by screened distance, side by side (screened, catalogue index), and per
-        query the smallest screened distance an item left unfetched can have (inf when every item was fetched)."""
-        global _scanners
-        sizes = np.diff(self.starts)
-        fetch = [int(min(want, size)) for size in sizes]
-        if len(self.shards) == 1:
-            found = [_scan(self.shards[0], shifted, fetch[0])]
-        else:
-            if _scanners is None:
-                _scanners = ThreadPoolExecutor(len(self.shards) - 1, thread_name_prefix="whatnext-scan")
-            later = [_scanners.submit(_scan, sh, shifted, f) for sh, f in zip(self.shards[1:], fetch[1:])]
-            found = [_scan(self.shards[0], shifted, fetch[0])] + [f.result() for f in later]
-        tail = np.full(len(shifted), np.inf)
-        for (dist, _), f, size in zip(found, fetch, sizes):
-            if f < size:  # this shard holds more: none of them screens nearer than its last fetched
-                tail = np.minimum(tail, dist[:, -1].astype(np.float64))
-        screened = np.concatenate([dist for dist, _ in found], axis=1)
-        cand = np.concatenate([np.where(idx >= 0, idx + a, -1) for (_, idx), a in zip(found, self.starts)], axis=1)
-        order = np.argsort(screened, axis=1, kind="stable")
-        return np.take_along_axis(screened, order, 1), np.take_along_axis(cand, order, 1), tail
-
-    def _settle(self, q: np.ndarray, shifted: np.ndarray, screened: np.ndarray, cand: np.ndarray, k: int, tail: float,
+    def _settle(self, q: np.ndarray, shifted: np.ndarray, screened: np.ndarray, cand: np.ndarray, k: int, whole: bool,
                 exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
         """One row's k nearest (indices, squared float64 distances) when the screened distances prove that
-        the fetched candidates hold them; None when they cannot (the row goes to the flat index). ``tail`` is
-        the smallest screened distance of an item that was not fetched."""
-        whole = not np.isfinite(tail)
+        the fetched candidates hold them; None when they cannot (the row goes to the flat index)."""
         s64 = shifted.astype(np.float64)
         qn = float(np.sqrt(s64 @ s64))
         slack = self.rel * (qn + self.max_norm) ** 2
@@ -233,7 +192,7 @@ class HalfScreen:
             # an upper bound on the k-th true distance: k allowed items are no further than this
             kth = float(np.sqrt(max(float(screened[allowed[k - 1]]) + slack, 0.0) / (1.0 - self.rel))) + error
             limit = (1.0 + self.rel) * (kth + error) ** 2 + slack  # a true top-k item screens at most this far
-            if not whole and not tail > limit:
+            if not whole and not float(screened[-1]) > limit:
                 return None  # an unfetched item may lie within the limit
             allowed = allowed[screened[allowed] <= limit]
         elif not whole:
