@@ -60,7 +60,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", help="events file (default: the built-in demo data)")
     ap.add_argument("--config", help="whatnext.toml or setup.txt (default: built-in defaults)")
-    ap.add_argument("--seeds", type=int, default=3, help="how many seeds, from 0 (default 3)")
+    ap.add_argument("--seeds", type=int, default=3, help="how many seeds, from --first (default 3)")
+    ap.add_argument("--first", type=int, default=0, help="the first seed (default 0): two processes can share the seeds")
     ap.add_argument("--diversity", type=float, default=0.5, help="the diversified agent's recommend.diversity (default 0.5)")
     ap.add_argument("--json", metavar="FILE", help="also write every seed's metrics to FILE (for 'whatnext plot eval --seeds FILE')")
     ap.add_argument("--model", help="override model.name (lstm, transformer)")
@@ -77,7 +78,8 @@ def main() -> None:
     header = f"{'model':<13} {'seed':>4} " + " ".join(f"{c:>10}" for c in COLUMNS)
     print(header)
     print("-" * len(header))
-    for seed in range(args.seeds):
+    seeds = list(range(args.first, args.first + args.seeds))
+    for seed in seeds:
         flags = {"data.path": str(Path(args.data).resolve()) if args.data else None, "train.seed": seed,
                  "model.name": args.model}
         cfg = load_config(args.config, {**parse_sets(args.sets), **{k: v for k, v in flags.items() if v is not None}})
@@ -103,7 +105,7 @@ def main() -> None:
         print(f"{'':<13} {'':>4} (agent trained in {train_s:.1f} s, {' and '.join(learned) or 'no baseline'} in {base_s:.1f} s)")
         if args.json:  # after every seed: a long run stopped early still leaves the seeds it finished
             Path(args.json).write_text(json.dumps({"data": args.data or "demo", "config": args.config,
-                                                   "seeds": list(range(seed + 1)), "diversity": args.diversity,
+                                                   "seeds": seeds[: seeds.index(seed) + 1], "diversity": args.diversity,
                                                    "results": results}, indent=1) + "\n")
     print("-" * len(header))
     for name, vals in rows.items():
