@@ -316,17 +316,28 @@ class SupervisedLSTMBaseline(_Fitted):
         self.use(agent, dataset)
 
     def _fit_as_run(self, dataset: Dataset) -> None:
+        """Train as :func:`whatnext.evaluation.baseline_runs.learned` does (the same steps, so the same weights),
+        in a temporary folder, scoring every epoch on validation, and keep the best epoch."""
         import copy
         import tempfile
 
+        from whatnext import checkpoints
         from whatnext.config import Config
-        from whatnext.evaluation import baseline_runs
+        from whatnext.evaluation.validation import validator
+        from whatnext.rl.algorithms import positions_for, steps_per_epoch
+        from whatnext.rl.environment import agent_from_payload, train
 
-        cfg = copy.deepcopy(self.config) if self.config is not None else Config()
+        cfg = self.budget(self.fix(copy.deepcopy(self.config) if self.config is not None else Config()))
+        cfg.train.keep_last = 1
+        cfg.train.checkpoint_every = steps_per_epoch(len(positions_for(dataset, cfg.train.algorithm, cfg.model.window)),
+                                                     cfg.train.batch_size)
         with tempfile.TemporaryDirectory() as tmp:
-            cfg.paths.models_dir = tmp
-            model, _ = baseline_runs.learned(self.name, dataset, cfg, cfg.to_dict())
-        self.use(model.agent, dataset)
+            cfg.paths.models_dir, cfg.paths.run = tmp, self.name
+            train(cfg, dataset, evaluator=validator(cfg, dataset), force=True)
+            best = checkpoints.marker(cfg.run_dir, "best")
+            assert best is not None  # every checkpoint is scored: the first one is marked at least
+            agent = agent_from_payload(cfg, dataset, checkpoints.load(best))
+        self.use(agent, dataset)
 
     def use(self, agent: Any, dataset: Dataset) -> None:
         """Recommend with an already trained (inference-ready) network instead of training one."""
