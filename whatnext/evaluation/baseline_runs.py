@@ -251,7 +251,8 @@ def learned(name: str, dataset: Dataset, cfg: Config, trained: dict[str, Any] | 
     key = cache_key(name, bcfg, dataset)
     bcfg.paths.run = f"{PREFIX}{name}-{key_hash(key)}"  # hex digits and a registry name: stays inside models_dir
     run_dir = bcfg.run_dir
-    best = bl.BASELINES[name].best_by_validation
+    learner: type[bl.SupervisedLSTMBaseline] = bl.BASELINES[name]  # every LEARNED baseline is one
+    best = learner.best_by_validation
     evaluator = None
     if best:  # a checkpoint after every epoch, scored on validation; the best is the baseline
         from whatnext.evaluation.validation import validator
