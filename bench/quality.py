@@ -65,8 +65,10 @@ def main() -> None:
 
     from whatnext.cli.app import parse_sets
 
-    overrides = {**parse_sets(args.sets), "data.path": str(Path(args.data).resolve()) if args.data else None,
-                 "train.epochs": args.epochs, "model.name": args.model, "train.seed": args.seed}
+    flags = {"data.path": str(Path(args.data).resolve()) if args.data else None,
+             "train.epochs": args.epochs, "model.name": args.model, "train.seed": args.seed}
+    # a flag left out must not undo the same key's --set (None would reset it to the config file's)
+    overrides = {**parse_sets(args.sets), **{k: v for k, v in flags.items() if v is not None}}
     cfg = load_config(args.config, overrides)
     t = time.perf_counter()
     ds = load_dataset(cfg)

@@ -1,13 +1,15 @@
-"""How much of a quality figure is the seed: the agent and the supervised LSTM over several seeds.
+"""How much of a quality figure is the seed: the agent, the supervised LSTM and SASRec over several seeds.
 
     python bench/seeds.py                                          # the built-in demo data, seeds 0 1 2
     python bench/seeds.py --data ../shared/data/ml-100k/u.data --seeds 5
     python bench/seeds.py --json seeds.json && whatnext plot eval --baselines --seeds seeds.json --split test
+    python bench/seeds.py --data ... --model transformer --set train.threads=1   # the self-attention actor
 
 For every seed: trains the agent with the given config (best checkpoint by validation
-NDCG@10) and fits the supervised LSTM baseline with the same seed, then prints validation
+NDCG@10) and fits the supervised LSTM and SASRec baselines with the same seed (``--skip`` leaves
+them out), then prints validation
 NDCG@10 and test NDCG@10 / HR@10 with played items excluded and kept, for the agent, the
-agent with ``recommend.diversity = --diversity``, and the LSTM; then each column's mean and
+agent with ``recommend.diversity = --diversity``, the LSTM and SASRec; then each column's mean and
 standard deviation over the seeds. One leave-one-out target per user makes a single run's
 figure move by about 1/sqrt(users); this shows by how much. Nothing is written outside a
 temporary folder, except the ``--json FILE`` asked for: every model's and seed's metrics at K = 10
@@ -58,19 +60,29 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", help="events file (default: the built-in demo data)")
     ap.add_argument("--config", help="whatnext.toml or setup.txt (default: built-in defaults)")
-    ap.add_argument("--seeds", type=int, default=3, help="how many seeds, from 0 (default 3)")
+    ap.add_argument("--seeds", type=int, default=3, help="how many seeds, from --first (default 3)")
+    ap.add_argument("--first", type=int, default=0, help="the first seed (default 0): two processes can share the seeds")
     ap.add_argument("--diversity", type=float, default=0.5, help="the diversified agent's recommend.diversity (default 0.5)")
     ap.add_argument("--json", metavar="FILE", help="also write every seed's metrics to FILE (for 'whatnext plot eval --seeds FILE')")
+    ap.add_argument("--model", help="override model.name (lstm, transformer)")
+    ap.add_argument("--skip", nargs="*", default=[], choices=("lstm", "sasrec"), help="leave out these baselines")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config key (repeatable), e.g. --set train.threads=1")
     args = ap.parse_args()
 
-    rows: dict[str, list[list[float]]] = {"agent": [], f"agent d={args.diversity:g}": [], "lstm": []}
+    from whatnext.cli.app import parse_sets
+
+    learned = [b for b in ("lstm", "sasrec") if b not in args.skip]
+    rows: dict[str, list[list[float]]] = {"agent": [], f"agent d={args.diversity:g}": [], **{b: [] for b in learned}}
     results: list[dict] = []
     header = f"{'model':<13} {'seed':>4} " + " ".join(f"{c:>10}" for c in COLUMNS)
     print(header)
     print("-" * len(header))
-    for seed in range(args.seeds):
-        cfg = load_config(args.config, {"data.path": str(Path(args.data).resolve()) if args.data else None,
-                                        "train.seed": seed})
+    seeds = list(range(args.first, args.first + args.seeds))
+    for seed in seeds:
+        flags = {"data.path": str(Path(args.data).resolve()) if args.data else None, "train.seed": seed,
+                 "model.name": args.model}
+        cfg = load_config(args.config, {**parse_sets(args.sets), **{k: v for k, v in flags.items() if v is not None}})
         ds = load_dataset(cfg)
         with tempfile.TemporaryDirectory() as tmp:
             cfg.paths.models_dir, cfg.paths.run = tmp, "seed"
@@ -81,17 +93,19 @@ def main() -> None:
             diverse.cfg = copy.deepcopy(diverse.cfg)
             diverse.cfg.recommend.diversity = args.diversity
             train_s = time.perf_counter() - t
-        lstm = bl.make("lstm", ds, seed=seed, embeddings=None, config=cfg)
+        t = time.perf_counter()
+        fitted = [bl.make(b, ds, seed=seed, embeddings=None, config=cfg) for b in learned]
+        base_s = time.perf_counter() - t
         emb = agent.diversity_space()[0]  # ILD in the agent's item space, as 'whatnext eval' reports it
-        for name, model in zip(rows, (agent, diverse, lstm)):
+        for name, model in zip(rows, (agent, diverse, *fitted)):
             records = _records(name, seed, model, ds, emb)
             results += records
             rows[name].append(_scores(records))
             print(f"{name:<13} {seed:>4} " + " ".join(f"{x:>10.4f}" for x in rows[name][-1]), flush=True)
-        print(f"{'':<13} {'':>4} (agent trained in {train_s:.1f} s)")
+        print(f"{'':<13} {'':>4} (agent trained in {train_s:.1f} s, {' and '.join(learned) or 'no baseline'} in {base_s:.1f} s)")
         if args.json:  # after every seed: a long run stopped early still leaves the seeds it finished
             Path(args.json).write_text(json.dumps({"data": args.data or "demo", "config": args.config,
-                                                   "seeds": list(range(seed + 1)), "diversity": args.diversity,
+                                                   "seeds": seeds[: seeds.index(seed) + 1], "diversity": args.diversity,
                                                    "results": results}, indent=1) + "\n")
     print("-" * len(header))
     for name, vals in rows.items():

@@ -31,9 +31,7 @@ def _cycle_dataset():
 
 
 def _config(tmp_path: Path) -> Config:
-    cfg = ch.config(tmp_path, "hybrid", epochs=15, model={"embedding_dim": 16, "item_embedding": "learned"})
-    cfg.train.actor_lr = 1e-2
-    return cfg
+    return ch.config(tmp_path, "hybrid", epochs=4, model={"embedding_dim": 16, "item_embedding": "learned"})
 
 
 def test_fix_makes_a_full_softmax_transformer_without_critic(tmp_path: Path) -> None:
@@ -72,3 +70,34 @@ def test_sasrec_is_trained_once_as_a_run_and_loaded_after(tmp_path: Path) -> Non
     hists = [ds.histories.of(u) for u in range(len(ds.histories))]
     assert np.array_equal(first.recommend(hists, 5), again.recommend(hists, 5))
     assert isinstance(again, bl.SASRecBaseline)
+
+
+def test_sasrec_keeps_its_best_epoch_by_validation(tmp_path: Path) -> None:
+    """SASRec as the reference trains it: 7x the agent's epochs, validation NDCG@10 after every epoch, the
+    best epoch kept (not the last); training it in memory (bench/quality.py) gives the same weights."""
+    import json
+
+    from whatnext import checkpoints
+    from whatnext.rl.environment import agent_from_payload
+
+    ds = _cycle_dataset()
+    cfg = _config(tmp_path)
+    cfg.train.epochs = 1
+    model, run = baseline_runs.learned("sasrec", ds, cfg)
+    run_dir = Path(run["path"])
+    lines = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = [(ln["step"], ln["eval/ndcg@10"]) for ln in lines if "eval/ndcg@10" in ln]
+    steps = [ln["step"] for ln in lines if "train/ce_loss" in ln]
+    assert len(evals) == bl.SASRecBaseline.epoch_factor == 7 and steps[-1] == evals[-1][0]  # one per epoch
+    best_step = max(evals, key=lambda e: e[1])[0]  # the first of equal scores: only a higher one moves the marker
+    best_pt = checkpoints.marker(run_dir, "best")
+    assert best_pt is not None and checkpoints.load(best_pt)["step"] == best_step
+    bcfg, _ = baseline_runs.baseline_config(cfg, None, "sasrec")
+    assert (bcfg.train.epochs, bcfg.train.actor_lr) == (7, 1e-3)
+    best = agent_from_payload(bcfg, ds, checkpoints.load(best_pt))
+    hists = [ds.histories.of(u) for u in range(len(ds.histories))]
+    assert np.array_equal(model.recommend(hists, 5), best.recommend(hists, 5))
+    fresh = bl.make("sasrec", ds, seed=0, config=cfg)  # in memory: the same training in a folder of its own
+    a = [p.detach() for p in fresh.agent.actor.parameters()]
+    b = [p.detach() for p in model.agent.actor.parameters()]
+    assert all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(a, b))

@@ -482,3 +482,18 @@ def test_early_stopping_stops_after_patience_checkpoints_without_improvement(tmp
     cfg2 = ch.config(tmp_path, "hybrid", samples=20 * ch.BATCH, checkpoint_every=2, run="full")
     scores = iter([0.5, 0.4, 0.3, 0.2, 0.1] + [0.0] * 20)
     assert environment.train(cfg2, ds, evaluator=evaluator)["steps"] == 20
+
+
+def test_checkpoint_every_auto_is_one_epoch_at_most_500_steps() -> None:
+    """Validation after every epoch on small data (the agent peaks mid-run), 500 steps apart on large data."""
+    from whatnext.config import Config, load_config
+    from whatnext.errors import ConfigError
+    from whatnext.rl.environment import checkpoint_interval
+
+    cfg = Config()
+    assert cfg.train.checkpoint_every == "auto"
+    assert [checkpoint_interval(cfg, n) for n in (1, 76, 500, 2000)] == [1, 76, 500, 500]
+    cfg = load_config(None, {"train.checkpoint_every": 7})
+    assert checkpoint_interval(cfg, 76) == 7
+    with pytest.raises(ConfigError, match="checkpoint_every"):
+        load_config(None, {"train.checkpoint_every": "epoch"})

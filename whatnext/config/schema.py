@@ -96,7 +96,7 @@ class TrainConfig:
     noise: float = _f(0.1, "std of Gaussian exploration noise added to the actor's proto-action")
     relax: float = _f(0.2, "State.produce box width: a song within +/- relax/2 of the proto-action in every attribute")
     seed: int = _f(0, "random seed: the same seed and config give the same weights")
-    checkpoint_every: int = _f(500, "save a checkpoint every this many steps (and at the end)")
+    checkpoint_every: str | int = _f("auto", "save (and validate) a checkpoint every this many steps and at the end; auto = every epoch, at most 500 steps apart")
     patience: int = _f(0, "early stopping: stop when validation NDCG has not improved for this many checkpoints; 0 = never")
     keep_last: int = _f(3, "periodic checkpoints kept per run (best is always kept)")
     grad_clip: float = _f(1.0, "clip gradient norm to this value; 0 = no clipping")
@@ -352,7 +352,7 @@ BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("train", "samples"): (0, 10**12),
     ("train", "batch_size"): (1, 4096),
     ("train", "seed"): (0, 2**63 - 1),  # numpy's default_rng refuses negative seeds, torch's above 2**64
-    ("train", "checkpoint_every"): (1, 10**9),
+    ("train", "checkpoint_every"): (1, 10**9),  # or "auto"
     ("train", "patience"): (0, 1_000_000),
     ("train", "keep_last"): (1, 10_000),
     ("train", "threads"): (0, 1024),  # or "auto"

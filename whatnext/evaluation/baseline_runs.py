@@ -47,7 +47,8 @@ PREFIX = "baseline-"
 #: The record in a baseline's run folder: kind, name, cache key, when it was written.
 RECORD = "baseline.json"
 #: Bump when the way a baseline is trained changes: every cached run is then retrained.
-VERSION = 1
+#: 2: ``sasrec`` trains 7x the agent's epochs at Adam 1e-3 and keeps its best epoch by validation.
+VERSION = 2
 #: Baselines that learn (trained as runs and cached); the others are fitted in a blink.
 LEARNED = ("lstm", "sasrec")
 #: Settings left out of the key: they do not move the supervised baseline's weights (its critic
@@ -92,7 +93,7 @@ def baseline_config(cfg: Config, trained: dict[str, Any] | None, name: str = "ls
             except ConfigError:  # a key this version no longer has, or a value it refuses: keep the file's
                 pass
     learner: type[bl.SupervisedLSTMBaseline] = bl.BASELINES[name]  # every LEARNED baseline is one
-    learner.fix(out)
+    learner.budget(learner.fix(out))
     out.train.keep_last = 1
     return out, notes
 
@@ -155,16 +156,23 @@ def _why_new(run_dir: Path, key: dict[str, Any]) -> str:
     return f"{'; '.join(diffs) or 'other settings'} since {old_dir.name}"
 
 
-def _total_steps(bcfg: Config, dataset: Dataset) -> int:
+def _epoch_steps(bcfg: Config, dataset: Dataset) -> int:
     from whatnext.rl.algorithms import positions_for, steps_per_epoch
+
+    return steps_per_epoch(len(positions_for(dataset, bcfg.train.algorithm, bcfg.model.window)), bcfg.train.batch_size)
+
+
+def _total_steps(bcfg: Config, dataset: Dataset) -> int:
     from whatnext.rl.environment import total_steps
 
-    positions = positions_for(dataset, bcfg.train.algorithm, bcfg.model.window)
-    return total_steps(bcfg, steps_per_epoch(len(positions), bcfg.train.batch_size))
+    return total_steps(bcfg, _epoch_steps(bcfg, dataset))
 
 
-def _open(run_dir: Path, bcfg: Config, dataset: Dataset, key: dict[str, Any]) -> tuple[str, Any]:
-    """The cached run's state: ("complete", agent), ("partial", step), ("absent", None) or ("corrupt", reason)."""
+def _open(run_dir: Path, bcfg: Config, dataset: Dataset, key: dict[str, Any], best: bool = False) -> tuple[str, Any]:
+    """The cached run's state: ("complete", agent), ("partial", step), ("absent", None) or ("corrupt", reason).
+
+    A complete run's agent is its last checkpoint's, or with ``best`` the one its ``best`` marker names
+    (the epoch with the best validation NDCG@10)."""
     from whatnext import checkpoints
     from whatnext.rl.environment import agent_from_payload
 
@@ -186,6 +194,15 @@ def _open(run_dir: Path, bcfg: Config, dataset: Dataset, key: dict[str, Any]) ->
             return "partial", step
         if step > total:
             return "corrupt", f"{pt}: step {step} is past the budget's {total} steps"
+        if best:
+            marked = checkpoints.marker(run_dir, "best")
+            if marked is None or not marked.exists():
+                return "corrupt", f"{run_dir}: no 'best' checkpoint marked"
+            if marked != pt:
+                checkpoints.verify(marked)
+                payload = checkpoints.load(marked)
+                if _settings(payload.get("config", {})) != {s: key[s] for s in ("model", "train")}:
+                    return "corrupt", f"{marked}: made for other settings than its folder's name says"
         return "complete", agent_from_payload(copy.deepcopy(bcfg), dataset, payload)
     except (CheckpointError, NotFoundError) as e:
         return "corrupt", str(e).split("; ")[0]
@@ -234,7 +251,15 @@ def learned(name: str, dataset: Dataset, cfg: Config, trained: dict[str, Any] | 
     key = cache_key(name, bcfg, dataset)
     bcfg.paths.run = f"{PREFIX}{name}-{key_hash(key)}"  # hex digits and a registry name: stays inside models_dir
     run_dir = bcfg.run_dir
-    state, found = _open(run_dir, bcfg, dataset, key)
+    learner: type[bl.SupervisedLSTMBaseline] = bl.BASELINES[name]  # every LEARNED baseline is one
+    best = learner.best_by_validation
+    evaluator = None
+    if best:  # a checkpoint after every epoch, scored on validation; the best is the baseline
+        from whatnext.evaluation.validation import validator
+
+        bcfg.train.checkpoint_every = _epoch_steps(bcfg, dataset)
+        evaluator = validator(bcfg, dataset)
+    state, found = _open(run_dir, bcfg, dataset, key, best)
     status, reason, steps = "loaded", "cached run for this data and budget", None
     if state != "complete":
         if state == "corrupt":
@@ -247,13 +272,13 @@ def learned(name: str, dataset: Dataset, cfg: Config, trained: dict[str, Any] | 
             reason = _why_new(run_dir, key)
         _write_record(run_dir, key)
         label = f"the {name} baseline ({reason})"
-        summary = train_loop(bcfg, dataset, resume=state == "partial", force=True,
+        summary = train_loop(bcfg, dataset, resume=state == "partial", force=True, evaluator=evaluator,
                              callback=_Labelled(callback or Callback(), label, warnings))
         if summary["status"] == "interrupted":
             raise Interrupted(f"{run_dir}: training of the {name} baseline stopped at step {summary['steps']} of "
                               f"{summary['total_steps']}; checkpoint saved; the next 'whatnext eval --baselines' continues it")
         status, steps = ("resumed" if state == "partial" else "trained"), summary["steps"] - summary["start_step"]
-        state, found = _open(run_dir, bcfg, dataset, key)  # the evaluation always scores what the cache holds
+        state, found = _open(run_dir, bcfg, dataset, key, best)  # the evaluation always scores what the cache holds
         if state != "complete":
             raise CheckpointError(f"{run_dir}: the {name} baseline just trained does not load back ({found})")
     for w in warnings:
