@@ -119,6 +119,9 @@ def main() -> None:
                     help=f"train.lr_scaling values for the multi-process rows, comma-separated (default: {default_scaling}, the built-in)")
     ap.add_argument("--global-scope", action="store_true", help="add a row with train.batch_scope = global")
     ap.add_argument("--nproc", type=int, default=2, help="processes of the multi-process rows (2: the issue's comparison)")
+    ap.add_argument("--pair", action="store_true",
+                    help="add a control row: two independent 1-process jobs at once (no collectives), their plays/s summed: "
+                         "what the machine itself gives two processes")
     args = ap.parse_args()
     args.scalings = [s for s in args.scalings.split(",") if s]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -153,14 +156,28 @@ def main() -> None:
                           f"{res['plays_per_s']:,.0f} plays/s, wall {res['wall_s']:.0f} s, load {res['load']}{q}", flush=True)
                     found.append(res)
                 table.append((label, setup, nproc, found, bool(quality_seeds)))
-    one = {label: found for label, _, nproc, found, _ in table if nproc == 1}
+            if args.pair:
+                from concurrent.futures import ThreadPoolExecutor
+
+                seed = (quality_seeds or [seeds[0]])[0]
+                with ThreadPoolExecutor(2) as pool:
+                    jobs = [pool.submit(run, Path(tmp) / f"d{d}-pair{j}", data, items, 1,
+                                        [*extra, f"train.seed={seed}", f"train.batch_size={args.batch}"]) for j in (0, 1)]
+                    both = [j.result() for j in jobs]
+                res = {"summary": both[0]["summary"], "load": both[0]["load"], "quality": None,
+                       "plays_per_s": sum(b["windows_per_s"] for b in both) * plays / windows}
+                print(f"{label} | 2 independent 1-process jobs at once | seed {seed}: "
+                      f"{res['plays_per_s']:,.0f} plays/s together, load {res['load']}", flush=True)
+                # compared with the 1-process row's first seed only: the control runs one seed
+                table.append((label, "2 independent 1-process jobs at once (summed; control)", 1, [res], False))
+    one = {label: found for label, setup, nproc, found, _ in table if setup == "1 process"}
     print(f"\neach process's batch: {args.batch}; MovieLens: {args.epochs} epochs, seeds {args.seeds}; "
           f"plays/s: mean over the seeds; ratio: against 1 process on the same data, seed by seed")
     print("\n| data | setup | steps | plays/s | ratio | test NDCG@10 | test HR@10 | load avg (1 min, before-after) |")
     print("|---|---|---|---|---|---|---|---|")
     for label, setup, _, found, quality in table:
         pps = statistics.mean(f["plays_per_s"] for f in found)
-        ratio = statistics.mean(f["plays_per_s"] / o["plays_per_s"] for f, o in zip(found, one[label], strict=True))
+        ratio = statistics.mean(f["plays_per_s"] / o["plays_per_s"] for f, o in zip(found, one[label]))
         steps = f"{found[0]['summary']['steps']}" + ("" if quality else " (extrapolated to an epoch)")
         nd = _spread([f["quality"][0] for f in found]) if quality else "–"
         hr = _spread([f["quality"][1] for f in found]) if quality else "–"
