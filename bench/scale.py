@@ -83,8 +83,9 @@ def child(events: str, items: str, steps: int, queries: int, index_kind: str = "
     from whatnext.data import load_dataset
     from whatnext.evaluation.protocol import split_inputs
     from whatnext.rl.agent import Agent
-    from whatnext.rl.algorithms import negatives_for, positions_for, steps_per_epoch
+    from whatnext.rl.algorithms import negatives_for, positions_for
     from whatnext.rl.environment import learning_steps
+    from whatnext.rl.schedule import steps_per_epoch
     from whatnext.rl.state import State
     from whatnext.search import FaissIndex, recall_at
 

@@ -24,9 +24,10 @@ import torch
 
 from whatnext import checkpoints
 from whatnext.rl import distributed, schedule
-from whatnext.rl.algorithms import positions_for, steps_per_epoch
+from whatnext.rl.algorithms import positions_for
 from whatnext.rl.distributed import Replica, World
 from whatnext.rl.environment import learning_steps
+from whatnext.rl.schedule import steps_per_epoch
 
 HERE = Path(__file__).resolve().parent
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]

@@ -211,28 +211,16 @@ class FaissIndex:
         n, m = len(self.vectors), len(queries)
         if n == 0 or m == 0:
             return out_i, out_d
-        import faiss
-
-        # process-wide: a search in another thread may take the other path, which changes its speed, not its answer
-        faiss.cvar.distance_compute_blas_threshold = 0 if m >= BLAS_FROM else 1 << 30
         extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0
         fetch = min(n, k + extra + MARGIN)
         if self.kind == "hnsw" and self.index.hnsw.efSearch < fetch:
             self.index.hnsw.efSearch = fetch
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(SEARCH_THREADS)
-        try:
-            _, cand = self.index.search(queries, fetch)
-        finally:
-            faiss.omp_set_num_threads(threads)  # what else runs in this thread (an IVF build) keeps its threads
+        _, cand = faiss_search(self.index, queries, fetch)
         if self.kind == "hnsw":
             self.index.hnsw.efSearch = self.param
         cand = cand.astype(np.int64)
-        safe = np.maximum(cand, 0)
-        v = self.vectors[safe].astype(np.float64)  # (m, fetch, d): only the candidates, never the catalogue
-        q = queries.astype(np.float64)
-        d = (q**2).sum(1)[:, None] - 2.0 * np.einsum("md,mfd->mf", q, v) + (v**2).sum(-1)
-        d = np.where(cand < 0, np.inf, np.maximum(d, 0.0))
+        # (m, fetch, d): only the candidates, never the catalogue
+        d = np.where(cand < 0, np.inf, remeasure(queries, self.vectors[np.maximum(cand, 0)]))
         if exclude is not None:
             lens = np.fromiter((len(e) for e in exclude), dtype=np.int64, count=m)
             if lens.sum():  # (row, item) pairs as one code each: one isin for the whole batch
@@ -256,6 +244,29 @@ class FaissIndex:
         out_d[:, : idx.shape[1]] = dist
         out_i[~np.isfinite(out_d)] = -1
         return out_i, np.sqrt(out_d)
+
+
+def faiss_search(index: Any, queries: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+    """``index.search(queries, fetch)`` on SEARCH_THREADS OpenMP threads, by one matrix product from BLAS_FROM
+    queries and a scan per query below (faiss's switch is process-wide: a search in another thread may take the
+    other path, which changes its speed, not its answer)."""
+    import faiss
+
+    faiss.cvar.distance_compute_blas_threshold = 0 if len(queries) >= BLAS_FROM else 1 << 30
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(SEARCH_THREADS)
+    try:
+        return index.search(queries, fetch)
+    finally:
+        faiss.omp_set_num_threads(threads)  # what else runs in this thread (an IVF build) keeps its threads
+
+
+def remeasure(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances in float64 (m, f) from queries (m, d) to each row's candidate vectors
+    (m, f, d): how every index ranks what its screening pass fetched."""
+    q = queries.astype(np.float64)
+    v = candidates.astype(np.float64)
+    return np.maximum((q**2).sum(1)[:, None] - 2.0 * np.einsum("md,mfd->mf", q, v) + (v**2).sum(-1), 0.0)
 
 
 def recall_at(found: np.ndarray, truth: np.ndarray) -> float:

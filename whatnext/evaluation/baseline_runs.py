@@ -156,16 +156,10 @@ def _why_new(run_dir: Path, key: dict[str, Any]) -> str:
     return f"{'; '.join(diffs) or 'other settings'} since {old_dir.name}"
 
 
-def _epoch_steps(bcfg: Config, dataset: Dataset) -> int:
-    from whatnext.rl.algorithms import positions_for, steps_per_epoch
-
-    return steps_per_epoch(len(positions_for(dataset, bcfg.train.algorithm, bcfg.model.window)), bcfg.train.batch_size)
-
-
 def _total_steps(bcfg: Config, dataset: Dataset) -> int:
     from whatnext.rl.environment import total_steps
 
-    return total_steps(bcfg, _epoch_steps(bcfg, dataset))
+    return total_steps(bcfg, bl.epoch_steps(bcfg, dataset))
 
 
 def _open(run_dir: Path, bcfg: Config, dataset: Dataset, key: dict[str, Any], best: bool = False) -> tuple[str, Any]:
@@ -257,7 +251,7 @@ def learned(name: str, dataset: Dataset, cfg: Config, trained: dict[str, Any] | 
     if best:  # a checkpoint after every epoch, scored on validation; the best is the baseline
         from whatnext.evaluation.validation import validator
 
-        bcfg.train.checkpoint_every = _epoch_steps(bcfg, dataset)
+        bcfg.train.checkpoint_every = bl.epoch_steps(bcfg, dataset)
         evaluator = validator(bcfg, dataset)
     state, found = _open(run_dir, bcfg, dataset, key, best)
     status, reason, steps = "loaded", "cached run for this data and budget", None

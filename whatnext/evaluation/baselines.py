@@ -247,6 +247,15 @@ class NeighboursBaseline(_Fitted):
         return out
 
 
+def epoch_steps(cfg: Any, dataset: Dataset) -> int:
+    """Learning steps in one epoch of ``cfg``'s training on ``dataset`` (one process): where a baseline that
+    keeps its best epoch puts its checkpoints."""
+    from whatnext.rl.algorithms import positions_for
+    from whatnext.rl.schedule import steps_per_epoch
+
+    return steps_per_epoch(len(positions_for(dataset, cfg.train.algorithm, cfg.model.window)), cfg.train.batch_size)
+
+
 class SupervisedLSTMBaseline(_Fitted):
     """The same LSTM as the agent's actor, trained only with cross-entropy on the next item at
     every step (GRU4Rec-style), ranking items by distance to its output. No critic, no reward.
@@ -297,8 +306,9 @@ class SupervisedLSTMBaseline(_Fitted):
 
         from whatnext.config import Config
         from whatnext.rl.agent import Agent
-        from whatnext.rl.algorithms import positions_for, steps_per_epoch, train_hybrid
+        from whatnext.rl.algorithms import positions_for, train_hybrid
         from whatnext.rl.environment import learning_steps, total_steps
+        from whatnext.rl.schedule import steps_per_epoch
         from whatnext.rl.state import State
 
         if self.best_by_validation:  # the cached run's training, in a folder of its own that is then deleted
@@ -324,13 +334,11 @@ class SupervisedLSTMBaseline(_Fitted):
         from whatnext import checkpoints
         from whatnext.config import Config
         from whatnext.evaluation.validation import validator
-        from whatnext.rl.algorithms import positions_for, steps_per_epoch
         from whatnext.rl.environment import agent_from_payload, train
 
         cfg = self.budget(self.fix(copy.deepcopy(self.config) if self.config is not None else Config()))
         cfg.train.keep_last = 1
-        cfg.train.checkpoint_every = steps_per_epoch(len(positions_for(dataset, cfg.train.algorithm, cfg.model.window)),
-                                                     cfg.train.batch_size)
+        cfg.train.checkpoint_every = epoch_steps(cfg, dataset)
         with tempfile.TemporaryDirectory() as tmp:
             cfg.paths.models_dir, cfg.paths.run = tmp, self.name
             train(cfg, dataset, evaluator=validator(cfg, dataset), force=True)

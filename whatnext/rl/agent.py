@@ -203,7 +203,8 @@ class Agent:
         # only padding lies beyond the longest history: a recurrent network need not read it (the
         # same outputs, bit for bit: tests/test_serving_speed.py); short histories gain the most
         inputs = padded[:, : int(lengths.max(initial=1))]
-        proto = self.predict(padded if self.actor.reads_padding else inputs, lengths)
+        actor_inputs = padded if self.actor.reads_padding else inputs
+        proto = self.predict(actor_inputs, lengths)
         beta = offpolicy.q_beta(self)  # sqn / sac: + beta * Q over the softmax's Q_POOL best
         i, d = self.state.nearest(proto, min(max(pool, m, 1, offpolicy.Q_POOL if beta else 0), n), exclude)
         log_q = None
@@ -212,7 +213,7 @@ class Agent:
             log_q = self._critic_log_values(inputs, lengths, i)
         logit = self._actor_logits(d)
         if beta:
-            logit = logit + beta * offpolicy.q_scores(self, padded if self.actor.reads_padding else inputs, lengths, i)
+            logit = logit + beta * offpolicy.q_scores(self, actor_inputs, lengths, i)
         logit[i < 0] = -np.inf
         return Scored(i, d, logit, log_q)
 

@@ -455,8 +455,3 @@ def positions_for(dataset: Dataset, algorithm: str, window: int) -> np.ndarray:
     users = np.searchsorted(h.offsets, pos, side="right") - 1
     last = h.offsets[users] + h.train_len[users] - 1
     return pos[(last - pos) % window == 0]
-
-
-def steps_per_epoch(n_positions: int, batch_size: int) -> int:
-    """Learning steps in one epoch."""
-    return max(1, math.ceil(n_positions / batch_size))

@@ -27,9 +27,10 @@ from whatnext.errors import CheckpointError, ConfigError, OutputExistsError, Tra
 from whatnext.rl import distributed, offpolicy, schedule
 from whatnext.rl import payload as payload_checks
 from whatnext.rl.agent import Agent
-from whatnext.rl.algorithms import positions_for, resolve_device, steps_per_epoch
+from whatnext.rl.algorithms import positions_for, resolve_device
 from whatnext.rl.batch import Batch, make_batch
 from whatnext.rl.callbacks import Callback, CallbackList, JsonlWriter, TensorBoardWriter
+from whatnext.rl.schedule import steps_per_epoch
 from whatnext.rl.state import State
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from whatnext.search import BLAS_FROM, SEARCH_THREADS, Exclude, FaissIndex, answer_arrays, mask_excluded, topk_smallest
+from whatnext.search import BLAS_FROM, Exclude, FaissIndex, answer_arrays, faiss_search, mask_excluded, remeasure, topk_smallest
 
 #: candidates the float16 scan fetches beyond k and the excluded items: room for the bound's slack
 HALF_MARGIN = 32
@@ -141,22 +141,14 @@ class HalfScreen:
 
     def search(self, queries: np.ndarray, k: int, exclude: Exclude = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest items for every query, skipping ``exclude[i]``: :meth:`FaissIndex.search`'s answers."""
-        import faiss
-
         queries, out_i, out_d = answer_arrays(queries, k)
         m, n = len(queries), len(self.base)
         if not self.usable or m == 0 or m >= BLAS_FROM:
             return self.base.search(queries, k, exclude)
         extra = max((len(e) for e in exclude), default=0) if exclude is not None else 0
         fetch = min(n, k + extra + HALF_MARGIN)
-        faiss.cvar.distance_compute_blas_threshold = 1 << 30  # a scan per query (see BLAS_FROM)
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(SEARCH_THREADS)
         shifted = (queries.astype(np.float64) - self.centre).astype(np.float32)
-        try:
-            screened, cand = self.half.search(shifted, fetch)
-        finally:
-            faiss.omp_set_num_threads(threads)
+        screened, cand = faiss_search(self.half, shifted, fetch)
         again = []
         for r in range(m):
             got = self._settle(queries[r], shifted[r], screened[r], cand[r], k, fetch == n,
@@ -198,9 +190,6 @@ class HalfScreen:
         elif not whole:
             return None  # fewer than k allowed items fetched: the rest lie beyond
         c = cand[allowed].astype(np.int64)
-        v = self.base.vectors[c].astype(np.float64)
-        q64 = q.astype(np.float64)[None, :]
-        d = (q64**2).sum(1)[:, None] - 2.0 * np.einsum("md,mfd->mf", q64, v[None]) + (v**2).sum(-1)[None]
-        d = np.maximum(d[0], 0.0)
+        d = remeasure(q[None, :], self.base.vectors[c][None])[0]
         order = np.lexsort((c, d))[:k]  # by distance, ties to the smaller index
         return c[order], d[order]
