@@ -300,6 +300,11 @@ class _Interrupt:
             return
         if not self.armed:
             raise KeyboardInterrupt
+        import signal
+
+        if signum == signal.SIGTERM:  # the launcher's: it says why (a Ctrl-C it caught, or another rank that failed)
+            self.hit = True
+            return
         sys.stderr.write("\nsaving, please wait (the checkpoint is being written; Ctrl-C cannot cut it short)\n"
                          if self.hit else "\nstopping after this step: saving a checkpoint, please wait\n")
         sys.stderr.flush()
