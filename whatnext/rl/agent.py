@@ -24,6 +24,7 @@ from whatnext.rl.algorithms import ALGORITHMS, optimisers, resolve_device, threa
 from whatnext.rl.batch import SUCCESSORS, Batch
 from whatnext.rl.cooccurrence import ppmi_vectors
 from whatnext.rl.distributed import SOLO, Replica
+from whatnext.rl.side import SIDE_MAX, beside
 from whatnext.rl.state import State
 from whatnext.rl.transitions import Transitions
 
@@ -204,13 +205,16 @@ class Agent:
         # same outputs, bit for bit: tests/test_serving_speed.py); short histories gain the most
         inputs = padded[:, : int(lengths.max(initial=1))]
         actor_inputs = padded if self.actor.reads_padding else inputs
+        # a request or two: the critic reads the history in another thread while the actor and the index work
+        # (each releases the GIL; the same outputs, bit for bit); on one core or for a batch, in turn
+        summary = beside(self._critic_summary, inputs, lengths) if m and len(inputs) <= SIDE_MAX else None
         proto = self.predict(actor_inputs, lengths)
         beta = offpolicy.q_beta(self)  # sqn / sac: + beta * Q over the softmax's Q_POOL best
         i, d = self.state.nearest(proto, min(max(pool, m, 1, offpolicy.Q_POOL if beta else 0), n), exclude)
         log_q = None
         if m:
             i, d = self._add_successors(inputs, lengths, proto, i, d, exclude)
-            log_q = self._critic_log_values(inputs, lengths, i)
+            log_q = self._critic_log_values(inputs, lengths, i, None if summary is None else summary.result())
         logit = self._actor_logits(d)
         if beta:
             logit = logit + beta * offpolicy.q_scores(self, actor_inputs, lengths, i)
@@ -289,12 +293,20 @@ class Agent:
         """The actor's log-probabilities (up to a row constant): -distance^2 * exp(log_scale)."""
         return -(dist.astype(np.float64) ** 2) * self.actor.log_scale.exp().item()
 
-    def _critic_log_values(self, inputs: np.ndarray, lengths: np.ndarray, cand: np.ndarray) -> np.ndarray:
-        """log of the critic's value of each candidate, clipped to [1e-4, 1] first."""
-        vectors = self.item_vectors()
+    def _critic_summary(self, inputs: np.ndarray, lengths: np.ndarray) -> torch.Tensor:
+        """The critic's reading of each history (B, H), for :meth:`_critic_log_values`."""
         _inference(self.critic)
         with torch.inference_mode():
-            summary = self.critic.encode(torch.from_numpy(inputs).to(self.device), torch.from_numpy(lengths).to(self.device))
+            return self.critic.encode(torch.from_numpy(inputs).to(self.device), torch.from_numpy(lengths).to(self.device))
+
+    def _critic_log_values(self, inputs: np.ndarray, lengths: np.ndarray, cand: np.ndarray,
+                           summary: torch.Tensor | None = None) -> np.ndarray:
+        """log of the critic's value of each candidate, clipped to [1e-4, 1] first (``summary``: the
+        histories' :meth:`_critic_summary`, when already read)."""
+        vectors = self.item_vectors()
+        if summary is None:
+            summary = self._critic_summary(inputs, lengths)
+        with torch.inference_mode():
             q = self.critic.score(summary, torch.from_numpy(vectors[np.maximum(cand, 0)]).to(self.device),
                                   self.candidate_extra(inputs, lengths, np.maximum(cand, 0)).to(self.device)
                                   ).cpu().numpy().astype(np.float64)
