@@ -63,7 +63,7 @@ def main() -> None:
                     help="also show the same agent with recommend.diversity = this (default 0.5; 0 = leave the row out)")
     args = ap.parse_args()
 
-    from whatnext.cli.app import parse_sets
+    from whatnext.cli.common import parse_sets
 
     flags = {"data.path": str(Path(args.data).resolve()) if args.data else None,
              "train.epochs": args.epochs, "model.name": args.model, "train.seed": args.seed}

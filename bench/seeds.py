@@ -70,7 +70,7 @@ def main() -> None:
                     help="override a config key (repeatable), e.g. --set train.threads=1")
     args = ap.parse_args()
 
-    from whatnext.cli.app import parse_sets
+    from whatnext.cli.common import parse_sets
 
     learned = [b for b in ("lstm", "sasrec") if b not in args.skip]
     rows: dict[str, list[list[float]]] = {"agent": [], f"agent d={args.diversity:g}": [], **{b: [] for b in learned}}

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from whatnext import __version__, checkpoints
 from whatnext.cli import app
-from whatnext.cli.app import parse_sets
+from whatnext.cli.common import parse_sets
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 TEMPOS = [90.4, 120.0, 80.0, 101.3, 99.9, 87.65, 110.15, 95.55]
