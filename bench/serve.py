@@ -12,6 +12,8 @@ machine is shared, so a busy one shows (CPU time per request shows it least).
 
     python bench/serve.py                    # both catalogues
     python bench/serve.py --only demo --requests 500
+    python bench/serve.py --only synthetic --workers 1 2     # one and two server processes
+    python bench/serve.py --side                             # the critic beside the search, against in turn
 """
 
 from __future__ import annotations
@@ -94,6 +96,30 @@ def in_process(cfg: Path, requests: int, limit: float) -> dict[str, float]:
     p50, p99 = _percentiles(times)
     return {"load_s": load, "p50": p50, "p99": p99, "n": len(times), "items": len(rec.dataset.catalogue),
             "users": [str(u) for u in users]}
+
+
+def side_ab(cfg: Path, requests: int, rounds: int = 6) -> dict[int, tuple[float, float]]:
+    """In process, the critic read beside the search (rl/side.py) against in turn: the same requests in
+    interleaved blocks of ``requests // rounds``, so both see the same machine; p50/p99 of each."""
+    import whatnext.rl.agent as agent_module
+    from whatnext.serving.recommender import Recommender
+
+    rec = Recommender.load(cfg)
+    users = rec.dataset.histories.user_ids
+    rng = np.random.default_rng(3)
+    for u in rng.choice(users, 20):
+        rec.recommend(user=str(u), k=10)
+    times: dict[int, list[float]] = {0: [], agent_module.SIDE_MAX: []}
+    for r in range(rounds):
+        block = rng.choice(users, max(1, requests // rounds))
+        for side in sorted(times, reverse=bool(r % 2)):
+            agent_module.SIDE_MAX = side
+            for u in block:
+                t = time.perf_counter()
+                rec.recommend(user=str(u), k=10)
+                times[side].append(time.perf_counter() - t)
+    agent_module.SIDE_MAX = max(times)
+    return {side: _percentiles(v) for side, v in times.items()}
 
 
 def _free_port() -> int:
@@ -209,7 +235,10 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000, help="requests per phase (at most)")
     ap.add_argument("--seconds", type=float, default=60.0, help="time per phase (at most)")
     ap.add_argument("--concurrency", type=int, default=16)
-    ap.add_argument("--workers", type=int, default=1, help="server processes")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1],
+                    help="server processes; several values (e.g. 1 2) measure each against the same catalogue in turn")
+    ap.add_argument("--side", action="store_true",
+                    help="only compare, in process, the critic read beside the search with in turn (rl/side.py)")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     projects = []
@@ -217,24 +246,32 @@ def main() -> None:
         projects.append(("demo", _project_demo(args.workdir)))
     if args.only in (None, "synthetic"):
         projects.append((f"synthetic {args.items:,}", _project_synthetic(args.workdir, args.items)))
+    if args.side:
+        for name, cfg in projects:
+            ab = side_ab(cfg, args.requests)
+            (b50, b99), (s50, s99) = ab[0], ab[max(ab)]
+            print(f"{name}: in turn p50 {b50:.2f} / p99 {b99:.2f} ms; critic beside the search p50 {s50:.2f} / p99 {s99:.2f} ms "
+                  f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+        return
     rows = []
     for name, cfg in projects:
         load_before = os.getloadavg()[0]
         ip = in_process(cfg, args.requests, args.seconds)
-        http = over_http(cfg, ip["users"], args.requests, args.seconds, args.concurrency, args.workers)
-        rows.append((name, ip, http, load_before, os.getloadavg()[0]))
+        for workers in args.workers:
+            http = over_http(cfg, ip["users"], args.requests, args.seconds, args.concurrency, workers)
+            rows.append((name, workers, ip, http, load_before, os.getloadavg()[0]))
+            load_before = os.getloadavg()[0]
         print(f"{name}: done", flush=True)
-    print(f"\nwhatnext serve bench, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
-          f"workers {args.workers}, k=10\n")
-    print(f"| catalogue | load | in process p50 / p99 | HTTP c=1 p50 / p99 | HTTP c={args.concurrency}: req/s, p50 / p99 "
-          "| CPU ms per request: server, client | failed | load average |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, ip, http, l0, l1 in rows:
-        print(f"| {name} ({ip['items']:,} items) | {ip['load_s']:.1f} s | {ip['p50']:.2f} / {ip['p99']:.2f} ms (n={ip['n']}) "
-              f"| {http['p50']:.2f} / {http['p99']:.2f} ms (n={http['n']}) | {http['rps']:.0f}, {http['c_p50']:.1f} / "
-              f"{http['c_p99']:.1f} ms (n={http['c_n']}) | {http['server_cpu_ms']:.2f}, {http['client_cpu_ms']:.2f} "
-              f"| {http['failed']} | {l0:.1f} -> {l1:.1f} |")
-
+    print(f"\nwhatnext serve bench, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs, k=10 "
+          f"(in process: measured once per catalogue)\n")
+    print(f"| catalogue | workers | load | in process p50 / p99 | HTTP c=1 p50 / p99 | HTTP c={args.concurrency}: req/s, "
+          "p50 / p99 | CPU ms per request: server, client | failed | load average |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, workers, ip, http, l0, l1 in rows:
+        print(f"| {name} ({ip['items']:,} items) | {workers} | {ip['load_s']:.1f} s | {ip['p50']:.2f} / {ip['p99']:.2f} ms "
+              f"(n={ip['n']}) | {http['p50']:.2f} / {http['p99']:.2f} ms (n={http['n']}) | {http['rps']:.0f}, "
+              f"{http['c_p50']:.1f} / {http['c_p99']:.1f} ms (n={http['c_n']}) | {http['server_cpu_ms']:.2f}, "
+              f"{http['client_cpu_ms']:.2f} | {http['failed']} | {l0:.1f} -> {l1:.1f} |")
 
 if __name__ == "__main__":
     main()
