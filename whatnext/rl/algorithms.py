@@ -197,7 +197,8 @@ def _actor_critic(agent: Agent, batch: Batch, proto: torch.Tensor, rng: np.rando
                   pool: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[torch.Tensor | None, dict[str, float]]:
     """The original cycle on one proto-action per window: returns the actor's DPG loss term.
 
-    Noise, produce and reward happen outside autograd; the critic is stepped here. With
+    Noise, produce and reward happen outside autograd; the critic learns here, and is stepped here when
+    ``need_dpg`` (the actor's term reads the stepped critic), else with the actor (:func:`_step_actor`). With
     ``model.rerank = M > 0`` the critic also learns the rewards of the M items nearest the
     noisy proto-action (the candidates it re-ranks at recommendation time). ``pool`` (items,
     their vectors) is the sampled softmax's candidates: the slate is then the M nearest of
@@ -237,9 +238,8 @@ def _actor_critic(agent: Agent, batch: Batch, proto: torch.Tensor, rng: np.rando
     critic_loss = F.mse_loss(q, torch.from_numpy(reward).float().to(dev))
     agent.critic_opt.zero_grad(set_to_none=True)
     critic_loss.backward()
-    agent.replica.sync(agent.critic.parameters())  # distributed: average over the ranks first (rl/distributed.py)
-    _clip(agent.critic.parameters(), t.grad_clip)
-    agent.critic_opt.step()
+    if need_dpg:  # the actor's term reads the stepped critic: step it now (else the caller steps both at once)
+        _step(agent, (agent.critic, agent.critic_opt))
     metrics = {"train/critic_loss": critic_loss.item(), "train/reward": float(reward[:, 0].mean()),
                "train/hit": float((produced == batch.last_target).mean()), **parts}
     if not need_dpg:
@@ -328,13 +328,29 @@ def optimisers(agent: Agent) -> tuple[torch.optim.Optimizer, torch.optim.Optimiz
     return LazyAdam(agent.actor.parameters(), lr=t.actor_lr), LazyAdam(agent.critic.parameters(), lr=t.critic_lr)
 
 
-def _step_actor(agent: Agent, loss: torch.Tensor) -> None:
+def _step(agent: Agent, *nets: tuple[torch.nn.Module, torch.optim.Optimizer | None]) -> None:
+    """Clip and step each network with its optimiser; in a distributed job the gradients of all of them are
+    averaged over the ranks first, in one collective (rl/distributed.py: one wait for the slower rank, not one
+    per network)."""
+    agent.replica.sync([p for net, _ in nets for p in net.parameters()])
+    for net, opt in nets:
+        assert opt is not None
+        _clip(net.parameters(), agent.cfg.train.grad_clip)
+        opt.step()
+
+
+def _step_actor(agent: Agent, loss: torch.Tensor, *also: tuple[torch.nn.Module, torch.optim.Optimizer | None]) -> None:
+    """Back-propagate the actor's ``loss``, then step the actor and ``also`` (networks whose gradients are
+    ready: the critic when the actor's loss does not read it, the off-policy heads)."""
     assert agent.actor_opt is not None
     agent.actor_opt.zero_grad(set_to_none=True)
     loss.backward()
-    agent.replica.sync(agent.actor.parameters())
-    _clip(agent.actor.parameters(), agent.cfg.train.grad_clip)
-    agent.actor_opt.step()
+    _step(agent, (agent.actor, agent.actor_opt), *also)
+
+
+def _critic_pending(agent: Agent, stepped: bool) -> tuple[tuple[torch.nn.Module, torch.optim.Optimizer | None], ...]:
+    """The critic with its optimiser when it learned this step and was not stepped yet, for :func:`_step_actor`."""
+    return () if stepped else ((agent.critic, agent.critic_opt),)
 
 
 def train_original(agent: Agent, batch: Batch, rng: np.random.Generator, gen: torch.Generator) -> dict[str, float]:
@@ -358,14 +374,16 @@ def train_hybrid(agent: Agent, batch: Batch, rng: np.random.Generator, gen: torc
     metrics: dict[str, float] = {"train/ce_loss": ce.item()}
     loss = ce
     w = agent.cfg.train.rl_weight
+    critic: tuple[tuple[torch.nn.Module, torch.optim.Optimizer | None], ...] = ()
     if w > 0 or agent.cfg.model.rerank:
         # the critic always learns (it re-ranks); its gradient reaches the actor only when rl_weight > 0
         dpg, ac = _actor_critic(agent, batch, last_step(batch, protos) if w > 0 else last_step(batch, protos).detach(),
                                 rng, gen, need_dpg=w > 0, pool=pool)
+        critic = _critic_pending(agent, stepped=w > 0)
         if dpg is not None:
             loss = ce + w * dpg
         metrics.update(ac)
-    _step_actor(agent, loss)
+    _step_actor(agent, loss, *critic)
     metrics["train/actor_loss"] = loss.item()
     return metrics
 
@@ -415,15 +433,14 @@ def train_offpolicy(agent: Agent, batch: Batch, rng: np.random.Generator, gen: t
         loss, metrics = offpolicy.sac_loss(agent, batch, s, ce, rng)
     else:
         loss, metrics = offpolicy.reinforce_loss(agent, batch, s, ce)
+    critic: tuple[tuple[torch.nn.Module, torch.optim.Optimizer | None], ...] = ()
     if agent.cfg.model.rerank:
         pool = None if cands is None else (cands.items, cands.vectors)
         _, ac = _actor_critic(agent, batch, last_step(batch, protos).detach(), rng, gen, need_dpg=False, pool=pool)
+        critic = _critic_pending(agent, stepped=False)
         metrics.update(ac)
     opt.zero_grad(set_to_none=True)
-    _step_actor(agent, loss)
-    agent.replica.sync(off.heads.parameters())  # distributed: the heads' gradients averaged like the actor's
-    _clip(off.heads.parameters(), t.grad_clip)
-    opt.step()
+    _step_actor(agent, loss, *critic, (off.heads, opt))  # the heads' gradients averaged with the actor's
     off.update_target(agent.actor, t.target_tau)
     metrics["train/actor_loss"] = loss.item()
     return metrics
