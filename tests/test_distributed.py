@@ -217,6 +217,28 @@ def test_nproc_out_of_range_is_refused() -> None:
 # -- real jobs --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("sparse", ["allreduce", "gather"])
+def test_sync_averages_dense_and_sparse_gradients_by_each_rank_s_share(tmp_path: Path, sparse: str) -> None:
+    """Replica.sync on known gradients: the dense ones in one buffer, the sparse item tables of one width
+    joined into one tensor (rows of one table never land in another), another width on its own; each rank
+    weighted by its share (0.25 and 0.75); both ranks get the same sums, as sparse tensors."""
+    cmd = [*TORCHRUN, "--nproc-per-node", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:0",
+           str(HERE / "sync_worker.py"), str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=LIMIT, check=False,
+                          env={**_env(), distributed.GATHER_SPARSE: "1" if sparse == "gather" else "0"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    want = {"dense": torch.full((3,), 0.25 * 1 + 0.75 * 2),
+            # rank 0: row 0 = 1, row 3 = 4 + 4; rank 1: row 1 = 12, row 3 = 14 + 14
+            "t0": torch.tensor([[0.25, 0.25], [9.0, 9.0], [0.0, 0.0], [0.25 * 8 + 0.75 * 28] * 2, [0.0, 0.0]]),
+            "t1": torch.tensor([[0.0, 0.0], [25.0, -0.25], [75.75, -0.75], [0.0, 0.0]]),
+            "narrow": torch.tensor([[0.0], [0.0], [0.0], [0.0], [6.0], [1.75]])}
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f"sync{rank}.pt", weights_only=True)
+        assert got["sparse"] == [True, True, True]
+        for key, value in want.items():
+            assert torch.equal(got[key], value), (rank, key, got[key])
+
+
 @pytest.mark.parametrize("sparse", ["allreduce", pytest.param("gather", marks=pytest.mark.slow)])
 def test_two_processes_keep_equal_weights_and_only_rank0_writes(tmp_path: Path, sparse: str) -> None:
     """Sampled softmax (sparse item-table gradients) and the critic: after every step the ranks'

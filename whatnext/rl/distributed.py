@@ -83,6 +83,15 @@ def detect() -> World:
     return World(rank, size, local)
 
 
+def _by_row_shape(sparse: list[tuple[Any, torch.Tensor]]) -> list[list[tuple[Any, torch.Tensor]]]:
+    """Sparse gradients grouped by the shape and type of their rows, in order of first appearance: each group can
+    travel as one tensor (the tables' rows one after another)."""
+    groups: dict[tuple[Any, ...], list[tuple[Any, torch.Tensor]]] = {}
+    for p, part in sparse:
+        groups.setdefault((tuple(part.shape[1:]), part.dtype, part.device), []).append((p, part))
+    return list(groups.values())
+
+
 def shard(batch: np.ndarray, world: World) -> tuple[np.ndarray, float]:
     """This rank's part of a global batch and its weight (its share of the batch's rows).
 
@@ -168,14 +177,22 @@ class Replica:
             for g in dense:
                 g.copy_(flat[at : at + g.numel()].view_as(g))
                 at += g.numel()
-        for p, g in grads:
-            if g.is_sparse:
-                part = (g.coalesce() * self.weight).coalesce()
-                if self.sparse_allreduce:
-                    self._run("sparse gradient averaging", partial(dist.all_reduce, part))
-                    p.grad = part.coalesce()
-                else:
-                    p.grad = self._run("sparse gradient averaging", partial(self._gathered_sum, part))
+        sparse = [(p, (g.coalesce() * self.weight).coalesce()) for p, g in grads if g.is_sparse]
+        for group in _by_row_shape(sparse):  # the item tables of one width travel as one tensor
+            rows = [int(p.shape[0]) for p, _ in group]
+            start = [sum(rows[:j]) for j in range(len(rows))]
+            joined = torch.sparse_coo_tensor(
+                torch.cat([part.indices()[0] + at for (_, part), at in zip(group, start, strict=True)])[None],
+                torch.cat([part.values() for _, part in group]), (sum(rows), *group[0][1].shape[1:])).coalesce()
+            if self.sparse_allreduce:
+                self._run("sparse gradient averaging", partial(dist.all_reduce, joined))
+                total = joined.coalesce()
+            else:
+                total = self._run("sparse gradient averaging", partial(self._gathered_sum, joined))
+            idx, val = total.indices()[0], total.values()
+            for (p, part), at, n in zip(group, start, rows, strict=True):
+                mine = (idx >= at) & (idx < at + n)
+                p.grad = torch.sparse_coo_tensor((idx[mine] - at)[None], val[mine], part.shape).coalesce()
 
     def _gathered_sum(self, part: torch.Tensor) -> torch.Tensor:
         """The sum over the ranks of a coalesced sparse (rows, ...) tensor through all_gather (what
