@@ -67,6 +67,29 @@ def test_padding_does_not_leak() -> None:
         assert torch.isfinite(actor(torch.tensor([[-1]]), torch.tensor([1]))).all()
 
 
+def test_inference_reads_a_history_as_training_does() -> None:
+    """Validation and test rank from ``forward`` in eval mode under ``torch.inference_mode`` (where PyTorch may
+    take its fused encoder fast path); training reads the same windows through ``sequence`` in train mode. With
+    dropout off, both give the same proto-actions at every real position, whatever the padding: the valid/test
+    gap of issue #15 is not a difference between the two paths."""
+    actor = _actor(dropout=0.0)
+    hist = torch.randint(0, ARGS["n_items"], (3, 10))
+    hist[0, 4:] = -1
+    hist[1, 7:] = -1
+    lengths = torch.tensor([4, 7, 10])
+    actor.train()
+    with torch.no_grad():
+        trained = actor.sequence(hist)
+    actor.eval()
+    with torch.inference_mode():
+        served = actor(hist, lengths)
+        served_seq = actor.sequence(hist)
+    last = trained[torch.arange(3), lengths - 1]
+    assert torch.allclose(served, last, atol=1e-5)
+    for b, n in enumerate(lengths.tolist()):
+        assert torch.allclose(served_seq[b, :n], trained[b, :n], atol=1e-5)
+
+
 def test_heads_must_divide_the_width() -> None:
     with pytest.raises(ValueError, match="multiple of heads"):
         models.build("transformer", {**ARGS, "heads": 3})
