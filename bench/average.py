@@ -61,7 +61,7 @@ def main() -> None:
                     help="override a config key (repeatable), e.g. --set train.threads=1")
     args = ap.parse_args()
 
-    from whatnext.cli.app import parse_sets
+    from whatnext.cli.common import parse_sets
 
     flags = {"data.path": str(Path(args.data).resolve()) if args.data else None, "model.name": args.model}
     overrides = {**parse_sets(args.sets), **{k: v for k, v in flags.items() if v is not None}}
