@@ -6,7 +6,8 @@ overrides as ``--set``) and records, per rank, in OUT:
 - ``rank{R}.pt``: the trained actor's and critic's state_dicts (captured from the Agent the loop built);
 - ``writes{R}.txt``: every file the process wrote, renamed or deleted in the run folder (one path a line),
   through the checkpoint module's atomic writes, its deletions, the lock and the metrics log;
-- ``summary{R}.json``: what train() returned, and how the sparse gradients travelled (``sparse_allreduce``).
+- ``summary{R}.json``: what train() returned, how the sparse gradients travelled (``sparse_allreduce``), and
+  the names of the process's threads once train() has returned (``threads``: gloo's must be gone by then).
 """
 
 from __future__ import annotations
@@ -43,10 +44,16 @@ _wake = agent_mod.Agent.wake
 agent_mod.Agent.wake = lambda self: (agents.append(self), _wake(self))[1]
 
 summary = engine.train(config, overrides, force=True)
+threads = []
+for task in os.listdir("/proc/self/task"):  # Linux: one entry per thread, its name in comm
+    try:
+        threads.append((Path("/proc/self/task") / task / "comm").read_text().strip())
+    except OSError:
+        pass  # a thread that ended meanwhile
 out.mkdir(parents=True, exist_ok=True)
 a = agents[-1]
 heads = a.offpolicy.heads.state_dict() if a.offpolicy is not None else {}  # sqn/sac/reinforce's extra heads
 torch.save({"actor": a.actor.state_dict(), "critic": a.critic.state_dict(), "heads": heads}, out / f"rank{rank}.pt")
 (out / f"writes{rank}.txt").write_text("".join(w + "\n" for w in writes))
-(out / f"summary{rank}.json").write_text(json.dumps({**summary, "sparse_allreduce": a.replica.sparse_allreduce},
+(out / f"summary{rank}.json").write_text(json.dumps({**summary, "sparse_allreduce": a.replica.sparse_allreduce, "threads": threads},
                                                    default=str))

@@ -310,6 +310,12 @@ def session(world: World, device: torch.device, timeout_s: float) -> Iterator[Re
 
     mine = not dist.is_initialized()
     if mine:
+        # torch._dynamo, imported after the group exists (torch's optimisers import it), keeps a reference to
+        # the group that destroy_process_group cannot drop: gloo's worker threads then outlive it and may
+        # release their last collective's tensors while the interpreter exits (SIGABRT, "terminate called
+        # without an active exception"). Imported first, it holds none, and destroying the group joins them.
+        import torch._dynamo  # noqa: F401
+
         try:
             if device.type == "cuda":
                 torch.cuda.set_device(world.local_rank)
