@@ -314,7 +314,7 @@ def session(world: World, device: torch.device, timeout_s: float) -> Iterator[Re
         # the group that destroy_process_group cannot drop: gloo's worker threads then outlive it and may
         # release their last collective's tensors while the interpreter exits (SIGABRT, "terminate called
         # without an active exception"). Imported first, it holds none, and destroying the group joins them.
-        import torch._dynamo  # noqa: F401
+        import torch._dynamo
 
         try:
             if device.type == "cuda":
