@@ -1,6 +1,7 @@
-"""The serving index's float16 screen (:class:`whatnext.serving.index.HalfScreen`) answers exactly as the
+"""The serving index's 16-bit screen (:class:`whatnext.serving.index.HalfScreen`) answers exactly as the
 float32 flat index it wraps: the same items in the same order, the same distances, ties to the smaller
-index, exclusions honoured; rows its bound cannot settle are handed to the flat index, never guessed."""
+index, exclusions honoured; rows its bound cannot settle are handed to the flat index, never guessed. Every
+16-bit type the installed faiss has (bfloat16, float16) is checked."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import numpy as np
 import pytest
 
 from whatnext.search import ExactIndex, FaissIndex
-from whatnext.serving.index import HalfScreen
+from whatnext.serving.index import HALF_TYPES, HalfScreen, half_type
+
+KINDS = [k for k in HALF_TYPES if hasattr(__import__("faiss").ScalarQuantizer, f"QT_{k}")]
 
 
-def _check(v: np.ndarray, queries: np.ndarray, ks: tuple[int, ...], rng: np.random.Generator) -> HalfScreen:
+def _check(v: np.ndarray, queries: np.ndarray, ks: tuple[int, ...], rng: np.random.Generator,
+           kind: str | None = None) -> HalfScreen:
     base = FaissIndex(v, "exact")
-    half, exact = HalfScreen(base), ExactIndex(v)
+    half, exact = HalfScreen(base, kind), ExactIndex(v)
     assert half.usable
     for q in queries:
         ex = [rng.integers(0, len(v), int(rng.integers(0, 40)))]
@@ -25,38 +29,50 @@ def _check(v: np.ndarray, queries: np.ndarray, ks: tuple[int, ...], rng: np.rand
     return half
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("offset", [0.0, 30.0], ids=["near-origin", "far-from-origin"])
-def test_continuous_vectors_are_settled_by_the_bound(offset: float) -> None:
+def test_continuous_vectors_are_settled_by_the_bound(offset: float, kind: str) -> None:
     rng = np.random.default_rng(1)
     v = (rng.normal(size=(5000, 24)) + offset).astype(np.float32)
     q = (v[rng.integers(0, 5000, 30)] + rng.normal(scale=0.3, size=(30, 24))).astype(np.float32)
-    half = _check(v, q, (1, 10, 60), rng)
-    assert half.proved > 0.9 * (half.proved + half.fallbacks)  # the float16 scan did the work
-    assert half.error > 0  # float16 moved the vectors: the bound is not vacuous
+    half = _check(v, q, (1, 10, 60), rng, kind)
+    assert half.kind_16 == kind
+    assert half.proved > 0.9 * (half.proved + half.fallbacks)  # the 16-bit scan did the work
+    assert half.error > 0  # the 16-bit copy moved the vectors: the bound is not vacuous
 
 
-def test_exact_ties_and_duplicates_go_to_the_smaller_index() -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_exact_ties_and_duplicates_go_to_the_smaller_index(kind: str) -> None:
     rng = np.random.default_rng(2)
     v = (rng.integers(0, 3, size=(4000, 5)) / 2).astype(np.float32)  # hundreds of identical vectors
     q = (rng.integers(0, 3, size=(20, 5)) / 2).astype(np.float32)
-    _check(v, q, (1, 10), rng)
+    _check(v, q, (1, 10), rng, kind)
 
 
-def test_rows_the_bound_cannot_settle_are_answered_by_the_flat_index() -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_rows_the_bound_cannot_settle_are_answered_by_the_flat_index(kind: str) -> None:
     rng = np.random.default_rng(6)
     centre = rng.normal(size=8)
     directions = rng.normal(size=(3000, 8))
-    # every item at distance 1 from the centre, give or take far less than float16's rounding
+    # every item at distance 1 from the centre, give or take far less than 16-bit rounding
     v = (centre + directions / np.linalg.norm(directions, axis=1, keepdims=True)
          + rng.normal(scale=1e-6, size=(3000, 8))).astype(np.float32)
-    half = _check(v, centre[None, :].astype(np.float32), (10,), rng)
+    half = _check(v, centre[None, :].astype(np.float32), (10,), rng, kind)
     assert half.fallbacks == 1 and half.proved == 0
 
 
-def test_small_catalogues_and_k_beyond_it() -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_small_catalogues_and_k_beyond_it(kind: str) -> None:
     rng = np.random.default_rng(3)
     v = rng.normal(size=(30, 4)).astype(np.float32)
-    _check(v, v[:5] + 0.01, (1, 29, 30, 31, 45), rng)
+    _check(v, v[:5] + 0.01, (1, 29, 30, 31, 45), rng, kind)
+
+
+def test_the_default_type_and_an_unknown_one() -> None:
+    v = np.random.default_rng(7).normal(size=(100, 4)).astype(np.float32)
+    assert HalfScreen(FaissIndex(v, "exact")).kind_16 == half_type() == KINDS[0]
+    with pytest.raises(ValueError, match="fp8"):
+        HalfScreen(FaissIndex(v, "exact"), "fp8")
 
 
 def test_batches_and_unusable_vectors_take_the_flat_index() -> None:

@@ -77,7 +77,7 @@ def load_run(cfg: Config, ds: Any, run: str | None, checkpoint: str | Path | Non
 def prepare(agent: Any) -> Any:
     """Compute once what every request of ``agent`` reads (item vectors, the diversity space); an exact numpy
     index becomes the serving index (the same answers, without a pass over the item matrix in float64 per call),
-    and faiss's flat index is screened through a float16 copy (the same answers, half the bytes read)."""
+    and faiss's flat index is screened through a 16-bit copy (the same answers, half the bytes read)."""
     from whatnext.search import ExactIndex, FaissIndex
     from whatnext.serving.index import HalfScreen, ServingIndex
 
