@@ -275,6 +275,15 @@ def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
     return float(hits.sum() / max(1, (truth >= 0).sum()))
 
 
+def member(values: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """``np.isin(values, among)``; a request's few hundred comparisons by broadcasting (about 8 us, where
+    ``np.isin``'s sort costs about 120 us), larger sets by ``np.isin``."""
+    values, among = np.asarray(values), np.asarray(among)
+    if values.size * among.size <= 65_536:
+        return (values[..., None] == among.reshape(-1)).any(-1)
+    return np.isin(values, among)
+
+
 def mask_excluded(scores: np.ndarray, exclude: Sequence[np.ndarray], value: float = np.inf) -> None:
     """Set ``scores[i, exclude[i]] = value`` in place for every row, without a loop over items."""
     lens = np.fromiter((len(e) for e in exclude), dtype=np.int64, count=len(exclude))

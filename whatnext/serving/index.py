@@ -27,7 +27,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from whatnext.search import BLAS_FROM, Exclude, FaissIndex, answer_arrays, faiss_search, mask_excluded, remeasure, topk_smallest
+from whatnext.search import (
+    BLAS_FROM,
+    Exclude,
+    FaissIndex,
+    answer_arrays,
+    faiss_search,
+    mask_excluded,
+    member,
+    remeasure,
+    topk_smallest,
+)
 
 #: candidates the 16-bit scan fetches beyond k and the excluded items: room for the bound's slack
 HALF_MARGIN = 32
@@ -103,7 +113,7 @@ class ServingIndex:
         d = (q64 @ q64) - 2.0 * (self.vectors64[cand] @ q64) + self.sq_norms[cand]
         d = np.maximum(d, 0.0)
         if exclude is not None and len(exclude):
-            d[np.isin(cand, exclude)] = np.inf
+            d[member(cand, exclude)] = np.inf
         order, vals = topk_smallest(d[None, :], kk)
         return cand[order[0]], vals[0]
 
@@ -192,7 +202,7 @@ class HalfScreen:
         error = self.error + float(np.finfo(np.float32).eps) * (qn + 1e-30)
         ok = cand >= 0
         if exclude is not None and len(exclude):
-            ok &= ~np.isin(cand, exclude)
+            ok &= ~member(cand, exclude)
         allowed = np.flatnonzero(ok)
         if len(allowed) >= k:
             # an upper bound on the k-th true distance: k allowed items are no further than this
