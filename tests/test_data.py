@@ -241,6 +241,20 @@ def test_explicit_feature_columns(long_csv: Path) -> None:
     np.testing.assert_allclose(ds.catalogue.original_units(np.arange(4))[:, 0], [80, 100, 120, 90])
 
 
+def test_feature_values_come_back_as_written(tmp_path: Path) -> None:
+    """A recommendation shows an item's values as the data has them: undoing the [0, 1] normalisation in float32
+    turned 0.5556 into 0.55560005 (and 0.4415 into 0.44149998)."""
+    from whatnext.serving.rows import as_written
+
+    values = [0.5556, 0.4415, 0.0713, 0.9871, 0.4981, 0.3587]
+    p = tmp_path / "e.csv"
+    p.write_text("user_id,item_id,timestamp,dance\n" + "".join(f"u{j % 2},i{j},{j},{v}\n" for j, v in enumerate(values)))
+    cat = load(p, feature_cols=["dance"]).catalogue
+    got = cat.original_units(cat.index_of([f"i{j}" for j in range(len(values))]))
+    np.testing.assert_array_equal(got[:, 0], np.asarray(values, dtype=np.float32))
+    assert [row[0] for row in as_written(got)] == values
+
+
 def test_ids_map_both_ways(long_csv: Path) -> None:
     ds = load(long_csv)
     cat, h = ds.catalogue, ds.histories

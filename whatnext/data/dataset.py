@@ -47,8 +47,10 @@ class Catalogue:
     """The items: index <-> external id, normalised float32 features, display columns.
 
     ``features`` is None for a catalogue without feature columns ("no features"): models
-    then learn item embeddings. Features are min-max normalised to [0, 1]; ``feature_min``
-    and ``feature_scale`` bring them back to original units.
+    then learn item embeddings. Features are min-max normalised to [0, 1]; ``raw`` keeps each value
+    as read (float32: what a recommendation shows, 0.5556 and not the 0.55560005 that undoing the
+    normalisation in float32 gives), and ``feature_min`` / ``feature_scale`` bring normalised values
+    back to original units where ``raw`` is absent.
     """
 
     ids: np.ndarray
@@ -57,6 +59,7 @@ class Catalogue:
     feature_min: np.ndarray
     feature_scale: np.ndarray
     display: pd.DataFrame
+    raw: np.ndarray | None = None
     _index: pd.Index = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -78,6 +81,8 @@ class Catalogue:
         """Features of items ``idx`` in the units of the input data."""
         if self.features is None:
             return np.zeros((len(idx), 0), dtype=np.float32)
+        if self.raw is not None:
+            return self.raw[idx]
         return self.features[idx] * self.feature_scale + self.feature_min
 
     def fingerprint(self) -> str:
@@ -464,7 +469,7 @@ def _catalogue(ids: np.ndarray, raw: np.ndarray | None, cols: list[str], table: 
     lo, hi = raw.min(axis=0), raw.max(axis=0)
     scale = np.where(hi > lo, hi - lo, 1.0)
     feats = ((raw - lo) / scale).astype(np.float32)
-    return Catalogue(ids, feats, cols, lo.astype(np.float32), scale.astype(np.float32), display)
+    return Catalogue(ids, feats, cols, lo.astype(np.float32), scale.astype(np.float32), display, raw.astype(np.float32))
 
 
 def _histories(codes: np.ndarray, uniq: np.ndarray, items: np.ndarray, times: np.ndarray,
