@@ -260,7 +260,7 @@ def _empty_folder(tmp: Path, trained: Path) -> dict[str, str]:
 # a trained project (events.csv, items.csv, whatnext.toml, models/default with checkpoints 6 and 12)
 @setup("cli-unknown-user", "cli-unknown-item", "cli-empty-history", "cli-user-and-history", "cli-nothing-to-recommend",
        "cli-k-zero", "cli-nproc-zero", "cli-k-too-large", "cli-all-users-without-output", "cli-output-bad-suffix", "cli-split-bogus",
-       "cli-prune-keep-zero", "cli-train-again", "cli-unknown-run", "cli-checkpoints-unknown-run",
+       "cli-prune-keep-zero", "cli-average-top-one", "cli-average-into-source", "cli-train-again", "cli-unknown-run", "cli-checkpoints-unknown-run",
        "cli-bad-algorithm-option", "cli-negative-diversity", "ckpt-missing-file", "ckpt-not-a-checkpoint",
        "cli-run-traversal", "cli-run-empty", "cli-train-run-escape", "cli-set-wrong-type", "cli-set-no-equals",
        "cli-set-no-section", "cli-columns-unknown", "cli-run-unknown-user", "cli-run-users-zero")

@@ -397,6 +397,27 @@ def prune_checkpoints(config: str | Path | None = None, overrides: dict[str, Any
     return {"run": rd.name, "removed": [str(p) for p in removed], "kept": kept, "dry_run": dry_run}
 
 
+def average_checkpoints(config: str | Path | None = None, overrides: dict[str, Any] | None = None, *,
+                        run: str | None = None, top: int = 3, into: str | None = None) -> dict[str, Any]:
+    """Average the weights of a run's ``top`` checkpoints with the best validation score into a new run
+    (``into``, default ``<run>-avg<top>``), validated as training validates (:mod:`whatnext.rl.averaging`)."""
+    from whatnext import checkpoints
+    from whatnext.data import load_dataset
+    from whatnext.errors import NotFoundError
+    from whatnext.rl.averaging import average_run
+    from whatnext.rl.environment import select_metric
+
+    cfg = config_for(config, overrides)
+    models_dir = cfg.resolve(cfg.paths.models_dir)
+    src = checkpoints.run_folder(models_dir, cfg.paths.run if run is None else run)
+    if not src.is_dir():
+        raise NotFoundError(f"no run folder {src}; 'whatnext checkpoints list' shows the runs")
+    dest = checkpoints.run_folder(models_dir, into if into is not None else f"{src.name}-avg{top}", where="--into")
+    ds = load_dataset(cfg)
+    check_against_catalogue(cfg, len(ds.catalogue))
+    return average_run(cfg, ds, src, dest, top, _validator(cfg, ds), select_metric(list(cfg.eval.ks)))
+
+
 # ---------------------------------------------------------------- the original main.py
 
 

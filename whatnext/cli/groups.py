@@ -103,7 +103,7 @@ def plot_eval(
     _show_written(result, as_json)
 
 
-checkpoints_app = typer.Typer(help="List, show and prune the checkpoints of training runs.", no_args_is_help=True,
+checkpoints_app = typer.Typer(help="List, show, prune and average the checkpoints of training runs.", no_args_is_help=True,
                               epilog="Examples: whatnext checkpoints list --config demo/whatnext.toml  ·  "
                               "whatnext checkpoints prune --keep 1 --dry-run")
 
@@ -159,3 +159,30 @@ def checkpoints_prune(
               f"{'would be ' if dry_run else ''}left")
 
 
+
+
+@checkpoints_app.command("average", epilog="Examples: whatnext checkpoints average --config demo/whatnext.toml  ·  "
+                         "whatnext checkpoints average --run short --top 5 --into short-mean")
+@handle_errors
+def checkpoints_average(
+    config: ConfigOpt = None, run: RunOpt = None,
+    top: Annotated[int, typer.Option("--top", help="Average the N checkpoints with the best validation score (at least 2).")] = 3,
+    into: Annotated[Optional[str], typer.Option("--into", help="Run to write the average to (default: RUN-avgN); must have no checkpoints.", show_default=False)] = None,
+    sets: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the mean of the weights of a run's best checkpoints as a new run, validated as training validates."""
+    from whatnext import engine
+
+    result = engine.average_checkpoints(config, with_sets(sets), run=run, top=top, into=into)
+    if as_json:
+        print_json(result)
+        return
+    con = console()
+    key = result["metric"]
+    for src in result["sources"]:
+        con.print(f"  {src['checkpoint']}  {key} {src[key]:.4f}")
+    verdict = "better than" if result["better"] else "not better than"
+    con.print(f"averaged {result['top']} checkpoints of run {result['run']} into run {result['into']}: {key} "
+              f"{result['averaged']:.4f}, {verdict} the best one ({result['best_single']:.4f})")
+    con.print(f"use it with --run {result['into']} (recommend, eval, serve, export)")
