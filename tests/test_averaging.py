@@ -115,3 +115,16 @@ def test_a_run_without_two_validated_checkpoints_is_refused(tmp_path: Path) -> N
     assert done.exit_code == 4 and "at least 2 validated checkpoints" in done.output, done.output
     assert "train.keep_last" in done.output
     assert not (cfg.parent / "models" / "default-avg3").exists()
+
+
+def test_a_baseline_s_run_is_refused(trained: Path) -> None:
+    import shutil
+
+    from whatnext.evaluation.baseline_runs import _write_record
+
+    models = trained.parent / "models"
+    shutil.copytree(models / "default", models / "baseline-copy")  # validated checkpoints, but a baseline's run
+    _write_record(models / "baseline-copy", {"baseline": "sasrec"})
+    done = _invoke("--config", str(trained), "--run", "baseline-copy")
+    assert done.exit_code == 2 and "the sasrec baseline's" in done.output, done.output
+    assert not (models / "baseline-copy-avg3").exists()

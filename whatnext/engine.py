@@ -403,7 +403,8 @@ def average_checkpoints(config: str | Path | None = None, overrides: dict[str, A
     (``into``, default ``<run>-avg<top>``), validated as training validates (:mod:`whatnext.rl.averaging`)."""
     from whatnext import checkpoints
     from whatnext.data import load_dataset
-    from whatnext.errors import NotFoundError
+    from whatnext.errors import ConfigError, NotFoundError
+    from whatnext.evaluation.baseline_runs import run_record
     from whatnext.rl.averaging import average_run
     from whatnext.rl.environment import select_metric
 
@@ -412,6 +413,10 @@ def average_checkpoints(config: str | Path | None = None, overrides: dict[str, A
     src = checkpoints.run_folder(models_dir, cfg.paths.run if run is None else run)
     if not src.is_dir():
         raise NotFoundError(f"no run folder {src}; 'whatnext checkpoints list' shows the runs")
+    record = run_record(src)
+    if record is not None:
+        raise ConfigError(f"run {src.name!r} is the {record.get('baseline', 'a')} baseline's (trained by eval --baselines); "
+                          f"checkpoints average applies to an agent's runs: pass --run with one of those")
     dest = checkpoints.run_folder(models_dir, into if into is not None else f"{src.name}-avg{top}", where="--into")
     ds = load_dataset(cfg)
     check_against_catalogue(cfg, len(ds.catalogue))
