@@ -328,11 +328,12 @@ def session(world: World, device: torch.device, timeout_s: float) -> Iterator[Re
     if device.type == "cuda":
         replica.device = torch.device("cuda", torch.cuda.current_device())
     replica.sparse_allreduce = dist.get_backend() == "gloo" and os.environ.get(GATHER_SPARSE) != "1"
-    try:
-        yield replica
-    finally:
-        if mine and dist.is_initialized():
-            dist.destroy_process_group()
+    # no finally: a failing rank keeps its group until the process ends (the exception leaves at the yield);
+    # destroying it would close the connections at once, the peers would fail first, and the launcher could stop
+    # this rank before it records its own error
+    yield replica
+    if mine and dist.is_initialized():
+        dist.destroy_process_group()  # joins gloo's threads: none is left to run while the interpreter exits
 
 
 def record_failure(message: str) -> None:
