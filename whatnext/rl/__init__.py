@@ -3,7 +3,8 @@
 :class:`~whatnext.rl.environment.Environment` loop, the algorithm and reward registries, training
 batches, item transitions, co-occurrence vectors, the training callbacks, the checks of a
 checkpoint's payload before anything is built from it (``payload``), and training across processes
-(``distributed``: torch.distributed under torchrun; ``launch``: ``whatnext train --nproc N``).
+(``distributed``: torch.distributed under torchrun; ``launch``: ``whatnext train --nproc N``), and the
+mean of a run's best checkpoints as a run of its own (``averaging``).
 
 May import: torch, numpy, :mod:`whatnext.config`, :mod:`whatnext.data`, :mod:`whatnext.models`,
 the ground floor (errors, checkpoints, search) and the pure array helpers of evaluation
