@@ -25,9 +25,11 @@ def two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
 
 
+@pytest.mark.parametrize("after", [0, 10**9], ids=["after-the-actor", "beside-the-actor"])
 @pytest.mark.parametrize("name", ["lstm", "transformer"])
-def test_the_side_thread_gives_the_slate_and_scores_in_turn_gives(tmp_path: Path, name: str, two_cores: None,
+def test_the_side_thread_gives_the_slate_and_scores_in_turn_gives(tmp_path: Path, name: str, after: int, two_cores: None,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(agent_module, "AFTER_ACTOR_FROM", after)  # where the side reading starts, by catalogue size
     cfg = config(tmp_path, "hybrid", model={"name": name, "window": 12, "rerank": 10})
     ds = dataset(n_users=20, n_events=15, n_items=40)
     agent = Agent(State(ds), cfg)

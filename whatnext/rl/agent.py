@@ -24,7 +24,7 @@ from whatnext.rl.algorithms import ALGORITHMS, optimisers, resolve_device, threa
 from whatnext.rl.batch import SUCCESSORS, Batch
 from whatnext.rl.cooccurrence import ppmi_vectors
 from whatnext.rl.distributed import SOLO, Replica
-from whatnext.rl.side import SIDE_MAX, beside
+from whatnext.rl.side import AFTER_ACTOR_FROM, SIDE_MAX, beside
 from whatnext.rl.state import State
 from whatnext.rl.transitions import Transitions
 
@@ -205,11 +205,14 @@ class Agent:
         # same outputs, bit for bit: tests/test_serving_speed.py); short histories gain the most
         inputs = padded[:, : int(lengths.max(initial=1))]
         actor_inputs = padded if self.actor.reads_padding else inputs
+        # a request or two: the critic reads the history in another thread, beside the actor and the index or, for a
+        # large catalogue, beside the index's long GIL-free scan alone (rl/side.py: AFTER_ACTOR_FROM); the same
+        # outputs, bit for bit; on one core or for a batch, in turn
+        aside = bool(m) and len(inputs) <= SIDE_MAX
+        summary = beside(self._critic_summary, inputs, lengths) if aside and n < AFTER_ACTOR_FROM else None
         proto = self.predict(actor_inputs, lengths)
-        # a request or two: the critic reads the history in another thread while the index is searched (faiss
-        # holds no GIL while it scans, so the two run side by side; beside the actor they would take turns at the
-        # GIL in their Python parts); the same outputs, bit for bit; on one core or for a batch, in turn
-        summary = beside(self._critic_summary, inputs, lengths) if m and len(inputs) <= SIDE_MAX else None
+        if aside and summary is None:
+            summary = beside(self._critic_summary, inputs, lengths)
         beta = offpolicy.q_beta(self)  # sqn / sac: + beta * Q over the softmax's Q_POOL best
         i, d = self.state.nearest(proto, min(max(pool, m, 1, offpolicy.Q_POOL if beta else 0), n), exclude)
         log_q = None
