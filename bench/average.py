@@ -22,22 +22,22 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from whatnext import checkpoints
 from whatnext.config import load_config
 from whatnext.data import load_dataset
 from whatnext.evaluation.protocol import evaluate
 from whatnext.evaluation.validation import validator
+from whatnext.rl.averaging import PARTS, mean_weights
 from whatnext.rl.environment import agent_from_payload, select_metric, train
 
 
 def averaged(payloads: list[dict]) -> dict:
-    """The last payload with its actor and critic weights replaced by the mean over ``payloads``."""
+    """The last payload with its weights (actor, critic, off-policy heads) replaced by their mean over ``payloads``:
+    what ``whatnext checkpoints average`` computes (:func:`whatnext.rl.averaging.mean_weights`)."""
     out = copy.copy(payloads[-1])
-    for part in ("actor", "critic"):
-        ref = payloads[-1][part]
-        out[part] = {k: torch.stack([p[part][k].double() for p in payloads]).mean(0).to(ref[k].dtype) for k in ref}
+    for part in PARTS:
+        if part in out:
+            out[part] = mean_weights([p[part] for p in payloads], part)
     return out
 
 

@@ -159,8 +159,6 @@ def checkpoints_prune(
               f"{'would be ' if dry_run else ''}left")
 
 
-
-
 @checkpoints_app.command("average", epilog="Examples: whatnext checkpoints average --config demo/whatnext.toml  ·  "
                          "whatnext checkpoints average --run short --top 5 --into short-mean")
 @handle_errors

@@ -209,9 +209,10 @@ class Agent:
         # large catalogue, beside the index's long GIL-free scan alone (rl/side.py: AFTER_ACTOR_FROM); the same
         # outputs, bit for bit; on one core or for a batch, in turn
         aside = bool(m) and len(inputs) <= SIDE_MAX
-        summary = beside(self._critic_summary, inputs, lengths) if aside and n < AFTER_ACTOR_FROM else None
+        early = aside and n < AFTER_ACTOR_FROM
+        summary = beside(self._critic_summary, inputs, lengths) if early else None
         proto = self.predict(actor_inputs, lengths)
-        if aside and summary is None:
+        if aside and not early:
             summary = beside(self._critic_summary, inputs, lengths)
         beta = offpolicy.q_beta(self)  # sqn / sac: + beta * Q over the softmax's Q_POOL best
         i, d = self.state.nearest(proto, min(max(pool, m, 1, offpolicy.Q_POOL if beta else 0), n), exclude)

@@ -67,6 +67,13 @@ def choose(run_dir: Path, key: str, top: int) -> list[checkpoints.CheckpointInfo
     return sorted(scored, key=lambda c: (-float(c.metrics[key]), -c.step))[:top]
 
 
+def _refuse_taken(out_dir: Path) -> None:
+    """OutputExistsError when the target run already has checkpoints: an average never overwrites or joins a run."""
+    if checkpoints.listing(out_dir):
+        raise OutputExistsError(f"{out_dir}: run '{out_dir.name}' already has checkpoints; name another with --into, "
+                                f"or delete that run folder first")
+
+
 def average_run(cfg: Any, dataset: Any, run_dir: Path, out_dir: Path, top: int, evaluator: Any,
                 key: str) -> dict[str, Any]:
     """Average the ``top`` best checkpoints of ``run_dir`` by validation ``key`` into a new run ``out_dir``,
@@ -75,10 +82,8 @@ def average_run(cfg: Any, dataset: Any, run_dir: Path, out_dir: Path, top: int, 
 
     if out_dir.resolve() == run_dir.resolve():
         raise ConfigError(f"--into names the source run {run_dir.name!r}; the average is written as a run of its own")
-    if checkpoints.listing(out_dir):  # refused before the work; checked again under the run lock
-        raise OutputExistsError(f"{out_dir}: run '{out_dir.name}' already has checkpoints; name another with --into, "
-                                f"or delete that run folder first")
     chosen = choose(run_dir, key, top)
+    _refuse_taken(out_dir)  # before the work; again under the run lock
     payloads = [checkpoints.load(c.path) for c in chosen]
     for field in SAME:
         values = [repr(p.get(field)) for p in payloads]
@@ -102,9 +107,7 @@ def average_run(cfg: Any, dataset: Any, run_dir: Path, out_dir: Path, top: int, 
         "averaged_from": [{"checkpoint": c.path.name, "step": c.step, key: float(c.metrics[key])} for c in chosen],
     })
     with checkpoints.RunLock(out_dir):
-        if checkpoints.listing(out_dir):
-            raise OutputExistsError(f"{out_dir}: run '{out_dir.name}' already has checkpoints; name another with --into, "
-                                    f"or delete that run folder first")
+        _refuse_taken(out_dir)
         pt = checkpoints.save(out_dir, merged)
         checkpoints.set_marker(out_dir, "best", pt)
     best_single = float(chosen[0].metrics[key])

@@ -10,10 +10,11 @@ float32's rounding error, and only those are measured again in float64 and ranke
 Above a few thousand items the item matrix is faiss's flat index (:class:`whatnext.search.FaissIndex`),
 and reading it is most of a request's search: at 100,000 x 72 float32 the scan moves 29 MB.
 :class:`HalfScreen` scans a 16-bit copy instead (half the bytes, about half the time): bfloat16 where
-the installed faiss has it (1.15.1 does; decoding it is a shift: the scan is about 10% faster than float16's at
-100,000 items, bench/serve.py), else float16. It keeps the answers exact with a proven bound: E, the largest distance between an item and its 16-bit
-copy, is measured when the copy is made, so no item's true distance differs from its screened one
-by more than E (plus float32's rounding of the sum). Every item that could be among the k nearest
+the installed faiss has it (1.15.1 does; decoding it is a shift: the scan is about 10% faster than
+float16's at 100,000 items), else float16. It keeps the answers exact with a proven bound: E, the
+largest distance between an item and its 16-bit copy, is measured when the copy is made, so no item's
+true distance differs from its screened one by more than E (plus float32's rounding of the sum). Every
+item that could be among the k nearest
 is then within a threshold of the screened k-th; when everything faiss fetched beyond the threshold
 proves nothing was missed, those candidates are measured again in float64 and ranked as the flat
 index ranks them; a row that cannot be proved (dense ties near the k-th) is searched by the flat
