@@ -154,7 +154,7 @@ def test_unix_time_units_are_reported(tmp_path: Path, scale: int, unit: str) -> 
     cfg = write(tmp_path, "user_id,item_id,timestamp\n" + "".join(f"u1,s{i},{(t0 + i * 86400) * scale}\n" for i in range(3)))
     got = inspect(cfg)["time"]
     assert got["unit"] == unit and got["first"] == "2024-03-31T00:00:00+00:00" and got["span_days"] == 2.0
-    result = CliRunner().invoke(app, ["inspect-data", "--config", str(cfg)])
+    result = CliRunner().invoke(app, ["inspect-data", "--config", str(cfg)], env={"COLUMNS": "200"})
     assert f"unix {unit}" in result.stdout
 
 

@@ -55,10 +55,12 @@ def console(stderr: bool = False) -> Any:
 
     from rich.console import Console
 
-    con = Console(stderr=stderr, highlight=False)
+    # soft_wrap: a message is never broken by inserted newlines (the terminal folds it), so a path or a
+    # command in it stays whole for copy-paste, grep and logs; tables are still laid out to the width
+    con = Console(stderr=stderr, highlight=False, soft_wrap=True)
     if not con.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
         # pipes and logs: wide tables instead of cells cut to one letter (COLUMNS still wins)
-        con = Console(stderr=stderr, highlight=False, width=200)
+        con = Console(stderr=stderr, highlight=False, soft_wrap=True, width=200)
     return con
 
 
