@@ -135,3 +135,11 @@ def state_equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
     import torch
 
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def framed(out: str) -> list[str]:
+    """The lines of the tables in a command's output (their titles too: the line above a top border), the lines
+    that must fit the terminal; the notes between tables are one soft-wrapped line each however long."""
+    lines = out.splitlines()
+    return [ln for i, ln in enumerate(lines)
+            if ln[:1] in "┏┃┡│└┌├╭╰" or (i + 1 < len(lines) and lines[i + 1][:1] in "┏┌╭")]

@@ -63,13 +63,6 @@ def _cells(line: str) -> list[str]:
 # ---------------------------------------------------------------- 80 columns
 
 
-def _framed(out: str) -> list[str]:
-    """The lines of the tables in ``out`` (their titles too: the line above a top border)."""
-    lines = out.splitlines()
-    return [ln for i, ln in enumerate(lines)
-            if ln[:1] in "┏┃┡│└┌├╭╰" or (i + 1 < len(lines) and lines[i + 1][:1] in "┏┌╭")]
-
-
 def test_recommend_table_fits_80_columns_and_never_cuts_a_number(runner: CliRunner, wide_project: Path) -> None:
     result = runner.invoke(app, ["recommend", "--config", str(wide_project), "--user", "7", "-k", "5"],
                            env={"COLUMNS": "80"})
@@ -77,7 +70,7 @@ def test_recommend_table_fits_80_columns_and_never_cuts_a_number(runner: CliRunn
     out = result.stdout
     # the table fits; the notes under it are one line each however long (the terminal folds them, and a path
     # broken by an inserted newline cannot be copied)
-    assert all(len(ln) <= 80 for ln in _framed(out)), out
+    assert all(len(ln) <= 80 for ln in ch.framed(out)), out
     footer = [ln for ln in out.splitlines() if "checkpoint " in ln]
     assert len(footer) == 1 and footer[0].rstrip().endswith(".pt"), out
     header = _cells(_table_lines(out)[0])
@@ -107,7 +100,7 @@ def test_eval_tables_fit_80_columns(runner: CliRunner, wide_project: Path) -> No
     result = runner.invoke(app, ["eval", "--config", str(wide_project)], env={"COLUMNS": "80"})
     _ok(result)
     out = result.stdout
-    assert all(len(ln) <= 80 for ln in _framed(out)), out
+    assert all(len(ln) <= 80 for ln in ch.framed(out)), out
     headers = [_cells(ln) for ln in _table_lines(out) if ln.startswith("┃")]
     shown = [h for hs in headers for h in hs if h != "model"]
     assert all(h[0] == "model" for h in headers)
