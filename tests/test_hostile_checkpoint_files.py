@@ -25,7 +25,7 @@ from hostile.make_checkpoint_files import CASES, KIND
 from hostile_runner import Outcome, assert_clean_failure, run_limited, tree_snapshot
 from typer.testing import CliRunner
 
-from whatnext import checkpoints, engine
+from whatnext import checkpoints, engine, runlock
 from whatnext.cli import app
 from whatnext.config import Config, load_config
 from whatnext.errors import ConfigError, TrainingError
@@ -233,7 +233,7 @@ def test_train_with_a_run_out_of_the_models_folder_writes_nothing(trained: Path,
 
 
 def _own_start() -> str:
-    start = checkpoints._start_time(os.getppid())
+    start = runlock._start_time(os.getppid())
     if start is None:
         pytest.skip("no /proc/PID/stat here")
     return start
@@ -247,7 +247,7 @@ def test_a_lock_of_a_live_process_with_another_start_time_is_stale(tmp_path: Pat
     lock.write_text(json.dumps({"pid": os.getppid(), "start": "1", "host": os.uname().nodename}))
     with checkpoints.RunLock(run):
         owner = json.loads(lock.read_text())
-        assert owner["pid"] == os.getpid() and owner["start"] == checkpoints._start_time(os.getpid())
+        assert owner["pid"] == os.getpid() and owner["start"] == runlock._start_time(os.getpid())
     assert not lock.exists()
 
 

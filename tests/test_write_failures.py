@@ -21,7 +21,7 @@ import core_helpers as ch
 import pytest
 from typer.testing import CliRunner
 
-from whatnext import checkpoints, engine
+from whatnext import checkpoints, engine, runlock
 from whatnext.cli import app
 from whatnext.rl.callbacks import JsonlWriter
 
@@ -128,6 +128,7 @@ def test_no_permission_on_the_models_folder(project: Path, monkeypatch: pytest.M
         return open(path, mode, *args, **kwargs)
 
     monkeypatch.setattr(checkpoints, "open", read_only_open, raising=False)
+    monkeypatch.setattr(runlock, "open", read_only_open, raising=False)  # the lock is the first file a run writes
     err = _one_line_error(CliRunner().invoke(app, _resume(project)))
     assert err == (f"error: {run_dir}: cannot write in the models folder (Permission denied); fix its permissions or "
                    f"free disk space, or set paths.models_dir to a writable folder")

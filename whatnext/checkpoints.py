@@ -1,4 +1,4 @@
-"""Checkpoints: atomic save, safe load, latest/best markers, pruning, the run lock.
+"""Checkpoints: atomic save, safe load, latest/best markers, pruning (the run lock: :mod:`whatnext.runlock`).
 
 Format (version 1). A run folder ``models/RUN/`` holds, per checkpoint,
 
@@ -30,7 +30,6 @@ import json
 import math
 import os
 import re
-import socket
 import stat
 import time
 from dataclasses import dataclass
@@ -38,10 +37,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from whatnext.errors import CheckpointError, ConfigError, NotFoundError, TrainingError
+from whatnext.runlock import LOCK, RunLock  # noqa: F401  (the run lock lives in its own module; re-exported)
+from whatnext.safefiles import Unusable as _Unusable
+from whatnext.safefiles import exclusive as _exclusive
+from whatnext.safefiles import fresh as _fresh
+from whatnext.safefiles import open_regular as _open_regular
+from whatnext.safefiles import read_checked as _read_small
+from whatnext.safefiles import read_small  # noqa: F401  (baseline_runs reads its record through it)
 
 FORMAT_VERSION = 1
 PREFIX = "ckpt-"
-LOCK = ".lock"
 MARKERS = ("latest", "best")
 
 #: a checkpoint's own name: the step, zero-padded to 8 digits (one name per step)
@@ -52,13 +57,8 @@ RUN_NAME_RULE = ("one folder name of letters, digits, '.', '_' or '-', not start
                  "(e.g. 'default' or 'exp-2')")
 MAX_SIDECAR = 64 * 1024  # a sidecar with every metric is about 1 KB
 MAX_MARKER = 1024  # a marker holds one file name
-MAX_LOCK = 4096
 MAX_TIME = 1e11  # seconds since 1970: the year 5138
 MAX_SIZE = 2**50
-
-
-class _Unusable(Exception):
-    """Why a file of a run folder is not used (a fragment of a message, e.g. 'is a symbolic link')."""
 
 
 @dataclass
@@ -117,61 +117,6 @@ def _shown(text: object, limit: int = 80) -> str:
     """``text`` quoted for a one-line message: control characters escaped, long text cut."""
     s = repr(text) if isinstance(text, str) else str(text)
     return s if len(s) <= limit else s[: limit - 3] + "..."
-
-
-# ---------------------------------------------------------------- reading small files safely
-
-
-def _open_regular(path: Path, *, follow: bool) -> tuple[int, os.stat_result]:
-    """An O_RDONLY descriptor of ``path`` after checking it is a regular file; _Unusable otherwise.
-
-    Stat first (a FIFO is never opened, a device never read), then open without blocking and
-    without following a symbolic link (unless ``follow``), then check the opened file again.
-    """
-    try:
-        st = os.stat(path, follow_symlinks=follow)
-    except FileNotFoundError:
-        raise _Unusable("is missing") from None
-    except OSError as e:
-        raise _Unusable(f"cannot be read ({e.strerror})") from None
-    if stat.S_ISLNK(st.st_mode):
-        raise _Unusable("is a symbolic link (whatnext writes only regular files in a run folder)")
-    if not stat.S_ISREG(st.st_mode):
-        raise _Unusable("is not a regular file (a folder, FIFO or device)")
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if follow else getattr(os, "O_NOFOLLOW", 0))
-    try:
-        fd = os.open(path, flags)
-    except OSError as e:
-        raise _Unusable(f"cannot be read ({e.strerror})") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):  # swapped between the stat and the open
-        os.close(fd)
-        raise _Unusable("is not a regular file (a folder, FIFO or device)")
-    return fd, st
-
-
-def _read_small(path: Path, limit: int, *, follow: bool = False) -> bytes:
-    """The bytes of a small regular file (a marker, sidecar or lock), at most ``limit``; _Unusable otherwise."""
-    fd, st = _open_regular(path, follow=follow)
-    try:
-        if st.st_size > limit:
-            raise _Unusable(f"is {st.st_size} bytes, more than the {limit} such a file can hold")
-        data = os.read(fd, limit + 1)
-    except OSError as e:
-        raise _Unusable(f"cannot be read ({e.strerror})") from None
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise _Unusable(f"is more than the {limit} bytes such a file can hold")
-    return data
-
-
-def read_small(path: Path, limit: int = 1 << 20) -> bytes | None:
-    """The bytes of a small regular file in a run folder (no link, FIFO or device; at most ``limit``), else None."""
-    try:
-        return _read_small(path, limit)
-    except _Unusable:
-        return None
 
 
 # ---------------------------------------------------------------- sidecars
@@ -257,17 +202,6 @@ def listing(run_dir: Path, skipped: list[str] | None = None) -> list[CheckpointI
 
 
 # ---------------------------------------------------------------- writing
-
-
-def _exclusive(path: str, flags: int) -> int:
-    """open()'s opener for temporary files: create a new file, never follow a link or open a FIFO left there."""
-    return os.open(path, flags | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
-
-
-def _fresh(tmp: Path) -> None:
-    """Remove whatever lies under a temporary name (a file, link or FIFO: never what a link points to)."""
-    if os.path.lexists(tmp) and not os.path.isdir(tmp) or os.path.islink(tmp):
-        os.unlink(tmp)
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
@@ -582,118 +516,3 @@ def clear(run_dir: Path) -> None:
     for name in _names(run_dir):
         if NAME.fullmatch(name) or name in (*MARKERS, "metrics.jsonl"):
             _unlink(run_dir / name, run_dir)
-
-
-# ---------------------------------------------------------------- the run lock
-
-
-def _start_time(pid: int) -> str | None:
-    """When process ``pid`` started (field 22 of /proc/PID/stat, clock ticks since boot), or None where unknown."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            text = fh.read(4096).decode("ascii", "replace")
-        return text.rpartition(")")[2].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-@dataclass
-class _Owner:
-    pid: int
-    start: str | None
-    host: str | None
-
-
-def _read_owner(path: Path) -> _Owner | None:
-    """Who holds the lock: JSON {pid, start, host}, or a bare PID (older whatnext); None if unreadable."""
-    try:
-        text = _read_small(path, MAX_LOCK).decode("utf-8").strip()
-    except (_Unusable, UnicodeDecodeError):
-        return None
-    if text.isdigit() and len(text) < 12:
-        return _Owner(int(text), None, None)
-    try:
-        d = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(d, dict):
-        return None
-    pid, start, host = d.get("pid"), d.get("start"), d.get("host")
-    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < 2**31:
-        return None
-    return _Owner(pid, start if isinstance(start, str) else None, host if isinstance(host, str) else None)
-
-
-class RunLock:
-    """A lock file in the run folder: one training process per run.
-
-    The lock records the owner's PID, its start time and the host. A lock whose process is gone,
-    or whose PID now belongs to a process that started at another time (a reused PID), is taken
-    over; a lock from another host is respected.
-    """
-
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / LOCK
-
-    def __enter__(self) -> RunLock:
-        import fcntl
-
-        guard_path = self.path.with_name(LOCK + ".guard")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # never blocks on a FIFO, never follows a link
-            guard = open(guard_path, "a", opener=lambda p, f: os.open(p, f | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0), 0o644))
-        except OSError as e:
-            raise TrainingError(self._cannot_write(e)) from None
-        # the guard serialises check-and-take-over, so two processes cannot both take a stale lock
-        with guard:
-            if not stat.S_ISREG(os.fstat(guard.fileno()).st_mode):
-                raise TrainingError(f"{guard_path}: not a regular file; delete it (no whatnext needs it between runs)")
-            fcntl.flock(guard.fileno(), fcntl.LOCK_EX)
-            owner = _read_owner(self.path) if os.path.lexists(self.path) else None
-            if owner is not None and self._held_by_other(owner):
-                where = f" on host {owner.host}" if owner.host and owner.host != socket.gethostname() else ""
-                raise TrainingError(
-                    f"{self.path.parent}: run is being trained by process {owner.pid}{where}; wait for it, stop it, "
-                    f"or choose another --run (if no whatnext is training this run, the lock is stale: delete {self.path})"
-                )
-            me = {"pid": os.getpid(), "start": _start_time(os.getpid()), "host": socket.gethostname()}
-            try:
-                tmp = self.path.with_name(f"{LOCK}.{os.getpid()}.tmp")  # a dot-name ending .tmp, like every temporary file
-                _fresh(tmp)
-                with open(tmp, "w", opener=_exclusive) as fh:
-                    fh.write(json.dumps(me))
-                os.replace(tmp, self.path)  # takes over a stale lock (dead pid or unreadable) atomically
-            except OSError as e:
-                raise TrainingError(self._cannot_write(e)) from None
-        return self
-
-    @staticmethod
-    def _held_by_other(owner: _Owner) -> bool:
-        if owner.host is not None and owner.host != socket.gethostname():
-            return True  # its process cannot be looked up from here
-        if owner.pid == os.getpid() or not _alive(owner.pid):
-            return False
-        now = _start_time(owner.pid)
-        return owner.start is None or now is None or now == owner.start  # another start time: a reused PID
-
-    def _cannot_write(self, e: OSError) -> str:
-        return (f"{self.path.parent}: cannot write in the models folder ({e.strerror}); fix its permissions or free "
-                f"disk space, or set paths.models_dir to a writable folder")
-
-    def __exit__(self, *exc: object) -> None:
-        owner = _read_owner(self.path)
-        if owner is not None and owner.pid == os.getpid():
-            self.path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OverflowError:
-        return False
-    return True
