@@ -5,6 +5,7 @@ follows Gymnasium's contract. Every run here is tiny (a fraction of a second).""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import subprocess
@@ -229,6 +230,38 @@ def test_resume_equals_an_uninterrupted_run(algorithm: str, rerank: int, tmp_pat
     # the metrics file holds each step once, as if never interrupted
     lines = [json.loads(x) for x in (split.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines if "train/actor_loss" in x] == list(range(1, n + 1))
+
+
+def test_cosine_rates_follow_the_schedule_and_resume_exactly(tmp_path: Path) -> None:
+    from whatnext.rl import schedule
+
+    ds = ch.dataset()
+    n, k = 9, 4
+    kw: dict[str, Any] = {"samples": n * ch.BATCH, "checkpoint_every": 3, "seed": 5, "lr_schedule": "cosine",
+                          "lr_floor": 0.2}
+    straight = ch.config(tmp_path, "hybrid", run="straight", **kw)
+    assert [schedule.lr_at(straight, i, n) for i in (0, n)] == [1.0, 0.2]
+    shares = [schedule.lr_at(straight, i, n) for i in range(n + 1)]
+    assert all(a > b for a, b in itertools.pairwise(shares))
+    assert schedule.lr_at(straight, 4, 8) == pytest.approx(0.6)  # half way: half way between 1 and the floor
+    assert schedule.lr_at(ch.config(tmp_path, "hybrid"), 3, n) == 1.0  # constant, the default
+
+    environment.train(straight, ds)
+    a = _final(straight.run_dir)
+    # the optimiser's last rate is the schedule's for the last step (step n - 1 of n)
+    assert a["actor_opt"]["param_groups"][0]["lr"] == pytest.approx(straight.train.actor_lr * shares[n - 1])
+    assert a["critic_opt"]["param_groups"][0]["lr"] == pytest.approx(straight.train.critic_lr * shares[n - 1])
+
+    split = ch.config(tmp_path, "hybrid", run="split", **kw)
+    first = environment.train(split, ds, callback=StopAt(k))
+    assert first["status"] == "interrupted" and first["steps"] == k
+    environment.train(split, ds, resume=True)
+    b = _final(split.run_dir)
+    assert ch.state_equal(a["actor"], b["actor"]) and ch.state_equal(a["critic"], b["critic"])
+
+    constant = ch.config(tmp_path, "hybrid", run="constant", **{**kw, "lr_schedule": "constant"})
+    environment.train(constant, ds)
+    assert not ch.state_equal(a["actor"], _final(constant.run_dir)["actor"])  # the schedule changed the learning
 
 
 def test_same_seed_gives_bit_identical_weights(tmp_path: Path) -> None:

@@ -92,6 +92,8 @@ class TrainConfig:
     batch_scope: str = _f("process", "what batch_size counts with several processes (torchrun, --nproc): process = each process's batch (a step takes N x batch_size), global = the whole step's, split over the processes")
     lr_scaling: str = _f("sqrt", "with several processes and batch_scope = process: actor_lr and critic_lr are multiplied by sqrt(N), N (linear) or 1 (none) for the N times larger step")
     actor_lr: float = _f(3e-3, "actor learning rate (Adam)")
+    lr_schedule: str = _f("constant", "how the learning rates move over the run: constant, or cosine = half a cosine from the configured rates at the first step down toward lr_floor of them at the end of the run")
+    lr_floor: float = _f(0.1, "lr_schedule = cosine: the rates at the end of the run, as a share of the configured ones")
     critic_lr: float = _f(1e-3, "critic learning rate (Adam)")
     noise: float = _f(0.1, "std of Gaussian exploration noise added to the actor's proto-action")
     relax: float = _f(0.2, "State.produce box width: a song within +/- relax/2 of the proto-action in every attribute")
@@ -168,6 +170,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("train", "device"): ("auto", "cpu", "cuda"),
     ("train", "batch_scope"): ("process", "global"),
     ("train", "lr_scaling"): ("sqrt", "linear", "none"),
+    ("train", "lr_schedule"): ("constant", "cosine"),
     ("recommend", "index"): ("auto", "exact", "ivf", "hnsw"),
 }
 
@@ -359,6 +362,7 @@ BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("train", "dist_timeout"): (1, 86_400),
     ("train", "negatives"): (1, 10**8),  # or "auto"
     ("train", "negative_power"): (0, 10),
+    ("train", "lr_floor"): (0, 1),
     ("train", "gamma"): (0, 0.999),
     ("train", "q_weight"): (0, 1000),
     ("train", "target_tau"): (0, 1),

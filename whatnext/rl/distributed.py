@@ -275,7 +275,8 @@ SOLO = Replica(World())
 #: what every rank must share with rank 0 (what the key means, for the message)
 _PLAN = {"positions": "the number of training positions (the data)", "fingerprint": "the item catalogue",
          "batch_size": "train.batch_size", "batch_scope": "train.batch_scope", "lr_scaling": "train.lr_scaling",
-         "seed": "train.seed", "algorithm": "train.algorithm", "model": "model.name"}
+         "lr_schedule": "train.lr_schedule", "lr_floor": "train.lr_floor", "seed": "train.seed",
+         "algorithm": "train.algorithm", "model": "model.name"}
 
 
 def agree_on_plan(replica: Replica, agent: Any, cfg: Any, n_positions: int, total: int,
@@ -288,7 +289,8 @@ def agree_on_plan(replica: Replica, agent: Any, cfg: Any, n_positions: int, tota
     know the target ``--resume`` recorded)."""
     t = cfg.train
     mine = {"positions": n_positions, "fingerprint": str(agent.state.catalogue.fingerprint()),
-            "batch_size": t.batch_size, "batch_scope": t.batch_scope, "lr_scaling": t.lr_scaling, "seed": t.seed,
+            "batch_size": t.batch_size, "batch_scope": t.batch_scope, "lr_scaling": t.lr_scaling,
+            "lr_schedule": t.lr_schedule, "lr_floor": t.lr_floor, "seed": t.seed,
             "algorithm": t.algorithm, "model": cfg.model.name, "total": total}
     got = replica.share({"plan": mine, "payload": payload if replica.main else None})
     plan = got["plan"]

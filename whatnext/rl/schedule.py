@@ -61,6 +61,19 @@ def set_learning_rates(agent: Any, factor: float) -> None:
             group["lr"] = base * factor
 
 
+def lr_at(cfg: Any, step: int, total: int) -> float:
+    """The schedule's share of the configured rates for the step after ``step`` steps of ``total``:
+    1 under ``train.lr_schedule = "constant"``; under ``"cosine"`` half a cosine from 1 at the first step
+    toward ``train.lr_floor`` at the run's end (``floor + (1 - floor) (1 + cos(pi step / total)) / 2``).
+    A function of the step and the run's target alone, so a resumed run (any number of processes) steps at
+    the rates the uninterrupted one would."""
+    t = cfg.train
+    if t.lr_schedule == "constant" or total <= 0:
+        return 1.0
+    floor = t.lr_floor
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+
 @dataclass(frozen=True)
 class Cursor:
     """How far into its seeded order a run is."""
