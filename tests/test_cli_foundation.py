@@ -82,6 +82,18 @@ def test_init_writes_a_commented_toml_with_defaults(runner: CliRunner, tmp_path:
     assert not (tmp_path / "data").exists()
 
 
+def test_init_never_writes_through_a_link_left_under_its_temporary_name(runner: CliRunner, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / ".whatnext.toml.tmp").symlink_to(outside)
+    _ok(runner.invoke(app, ["init", str(project)]))
+    assert outside.read_text() == "keep me"
+    assert load_config(project / "whatnext.toml").to_dict() == Config().to_dict()
+    assert not (project / ".whatnext.toml.tmp").exists()
+
+
 def test_init_legacy(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(app, ["init", str(tmp_path), "--legacy"])
     _ok(result)
