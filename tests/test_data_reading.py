@@ -347,3 +347,29 @@ def test_fingerprint_covers_feature_names_and_old_checkpoints_keep_their_form(tm
         cat.check_checkpoint({"fingerprint": [1, 2], "catalogue": cat.summary()})
     with pytest.raises(CheckpointError):
         cat.check_checkpoint({"fingerprint": cat.legacy_fingerprint(), "catalogue": cat.summary()})
+
+
+# ---------------------------------------------------------------- headerless files of other shapes
+
+
+@pytest.mark.parametrize(("events", "sep", "proposed"), [
+    # Amazon reviews: user, item, rating, unix time, no header
+    ("A0001XYZ,B0010,3.0,1300000000\nA0001XYZ,B0011,5.0,1300086400\nA0002XYZ,B0010,4.0,1300000000\n", ",",
+     '["user_id", "item_id", "col3", "timestamp"]'),
+    # Last.fm 1K: user, ISO time, artist id, artist, track id, track, no header
+    ("user_01\t2009-05-04T23:08:57Z\ta1\tArtist\tt1\tTrack\nuser_01\t2009-05-04T23:12:00Z\ta2\tArtist\tt2\tTrack\n"
+     "user_02\t2009-05-05T01:00:00Z\ta1\tArtist\tt1\tTrack\n", "\t",
+     '["user_id", "timestamp", "item_id", "col4", "col5", "col6"]'),
+])
+def test_a_first_row_of_data_is_not_taken_for_a_header(tmp_path: Path, events: str, sep: str, proposed: str) -> None:
+    """A first row holding a number or a date is data: the error says so and proposes columns by what the fields
+    look like, instead of reading the first event as column names ('missing column timestamp; found A0001XYZ...')."""
+    cfg = write(tmp_path, events)
+    with pytest.raises(DataError) as e:
+        load_dataset(engine.config_for(cfg))
+    msg = str(e.value)
+    assert "no header row" in msg and f"columns = {proposed}" in msg and events.split(sep)[0] in msg, msg
+    # the proposal, followed, reads every row as an event
+    ds = load_dataset(engine.config_for(cfg, {"data.columns": json.loads(proposed)}))
+    assert sorted(map(str, ds.histories.user_ids)) == sorted({ln.split(sep)[0] for ln in events.splitlines()})
+    assert len(ds.histories.items) == len(events.splitlines())

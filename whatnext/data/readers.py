@@ -249,11 +249,14 @@ def read_csv(path: Path, cfg: DataConfig, *, items: bool = False) -> pd.DataFram
         elif known & set(fields):
             has_header = True
         else:
-            has_header = not all(_is_number(f) for f in fields)
+            # a column name is never a number or a date: one such field makes the first row data
+            # (u1,s3,1700000000 or user_0001<TAB>2009-05-04T23:08:57Z...); text everywhere reads as names
+            has_header = not any(_is_number(f) or _DATE_LIKE.match(f) for f in fields if f)
     if not has_header and not cfg.columns:
+        shown = ", ".join(f[:24] for f in fields[:8]) + (", ..." if len(fields) > 8 else "")
         raise DataError(
-            f"{path}: the file has no header row; name its columns with data.columns "
-            f"(e.g. columns = [\"user_id\", \"item_id\", \"timestamp\"])"
+            f"{path}: the file has no header row (its first row, {len(fields)} fields: {shown}); name its columns "
+            f"with data.columns, in file order (e.g. columns = {_example_columns(fields)})"
         )
     names = cfg.columns or None
     kw: dict[str, Any] = {"sep": r"\s+" if sep == " " else sep, "header": 0 if has_header else None, "names": names,
@@ -319,6 +322,23 @@ def _csv(path: Path, **kw: object) -> pd.DataFrame:
         raise DataError(f"{path}: cannot decompress ({shown(str(e)[:100])}); the file is damaged or not what its name says") from None
     except ValueError as e:
         raise DataError(f"{path}: cannot read as CSV ({shown(str(e)[:120])})") from None
+
+
+def _example_columns(fields: list[str]) -> str:
+    """A data.columns value for a headerless first row, as TOML: the first date-like field or unix time (a number
+    of 9 to 16 digits; else the third field) named timestamp, the first two others user_id and item_id, the rest
+    col3, col4... by place."""
+    def is_time(f: str) -> bool:
+        return bool(_DATE_LIKE.match(f)) or (f.isdigit() and 9 <= len(f) <= 16)
+
+    t = next((i for i, f in enumerate(fields) if is_time(f)), 2 if len(fields) >= 3 else None)
+    others = iter(["user_id", "item_id"])
+    names = ["timestamp" if i == t else next(others, f"col{i + 1}") for i in range(len(fields))]
+    return "[" + ", ".join(f'"{c}"' for c in names) + "]"
+
+
+#: the start of a date as logs write them: 2009-05-04, 2009/05/04, 04.05.2009, 5/4/2009
+_DATE_LIKE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
 
 
 def _is_number(text: str) -> bool:
