@@ -373,3 +373,11 @@ def test_a_first_row_of_data_is_not_taken_for_a_header(tmp_path: Path, events: s
     ds = load_dataset(engine.config_for(cfg, {"data.columns": json.loads(proposed)}))
     assert sorted(map(str, ds.histories.user_ids)) == sorted({ln.split(sep)[0] for ln in events.splitlines()})
     assert len(ds.histories.items) == len(events.splitlines())
+
+
+def test_double_colon_files_under_any_name(tmp_path: Path) -> None:
+    """MovieLens 1M/10M's '::' is detected in a file of any name (by name, ratings.dat always was)."""
+    cfg = write(tmp_path, "1::10::5::978300760\n1::11::3::978302109\n2::10::4::978301968\n", name="ml1m.dat",
+                data='columns = ["user_id", "item_id", "rating", "timestamp"]')
+    ds = load_dataset(engine.config_for(cfg))
+    assert sorted(map(str, ds.histories.user_ids)) == ["1", "2"] and len(ds.histories.items) == 3

@@ -40,7 +40,7 @@ class DataConfig:
     path: str = _f("", "events file (Parquet, CSV/TSV, MovieLens u.data/ratings.csv, legacy pickle); empty = built-in demo data")
     items_path: str = _f("", "optional item table (item id, numeric features, title/artist); empty = features come from the events file")
     format: str = _f("auto", "events file format: auto, parquet, csv, movielens, pickle")
-    delimiter: str = _f("", "CSV delimiter; empty = detect (comma, tab, semicolon, pipe, space)")
+    delimiter: str = _f("", "CSV delimiter; empty = detect (comma, tab, semicolon, pipe, space, :: as MovieLens 1M writes it)")
     header: str = _f("auto", "does the CSV have a header row: auto, yes, no")
     columns: list[str] = _f([], "column names for a CSV without a header, in file order")
     user_col: str = _f("user_id", "column holding the user id; empty = the whole log is one user's (user id 'me')")

@@ -200,6 +200,8 @@ def sniff_delimiter(path: Path, encoding: str, *, items: bool = False) -> str:
         raise DataError(f"{path}: the file is empty; expected {_EXPECTED[items]}")
     if items and not any(d in ln for ln in lines for d in DELIMITERS):
         return ","
+    if len({ln.count("::") for ln in lines} - {0}) == 1 and all("::" in ln for ln in lines):
+        return "::"  # MovieLens 1M/10M's ratings.dat under any name
     try:
         return csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS).delimiter
     except csv.Error:
@@ -210,7 +212,7 @@ def sniff_delimiter(path: Path, encoding: str, *, items: bool = False) -> str:
         if len(counts) == 1 and counts.pop() > 0:
             return d
     raise DataError(
-        f"{path}: cannot tell the delimiter (tried comma, tab, semicolon, pipe, space); set data.delimiter in the config"
+        f"{path}: cannot tell the delimiter (tried comma, tab, semicolon, pipe, space, ::); set data.delimiter in the config"
     )
 
 
@@ -261,8 +263,8 @@ def read_csv(path: Path, cfg: DataConfig, *, items: bool = False) -> pd.DataFram
     names = cfg.columns or None
     kw: dict[str, Any] = {"sep": r"\s+" if sep == " " else sep, "header": 0 if has_header else None, "names": names,
                           "dtype": {c: str for c in id_columns(cfg, items=items)}, "compression": compression(path)}
-    if sep == " ":
-        kw["engine"] = "python"
+    if sep == " " or len(sep) > 1:
+        kw["engine"] = "python"  # pandas's C parser takes one-character delimiters only
     if cfg.decimal == ",":
         kw.update(decimal=",", thousands=".")
     df = _csv(path, encoding=cfg.encoding, **kw)
