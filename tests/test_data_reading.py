@@ -381,3 +381,9 @@ def test_double_colon_files_under_any_name(tmp_path: Path) -> None:
                 data='columns = ["user_id", "item_id", "rating", "timestamp"]')
     ds = load_dataset(engine.config_for(cfg))
     assert sorted(map(str, ds.histories.user_ids)) == ["1", "2"] and len(ds.histories.items) == 3
+
+
+def test_a_time_column_mixing_numbers_and_dates_says_so(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "user_id,item_id,timestamp\n1,a,2024-01-01\n1,b,1700000000\n2,a,2024-01-03\n")
+    with pytest.raises(DataError, match=r"column 'timestamp' mixes numbers \(1700000000\) and dates \('2024-01-01'\)"):
+        load_dataset(engine.config_for(cfg))

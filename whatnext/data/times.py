@@ -11,6 +11,7 @@ microseconds) is recognised for ``inspect-data``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -79,6 +80,10 @@ def parse_times(col: pd.Series, source: str, name: str, time_format: str = "") -
         values = num.to_numpy(dtype=np.float64)
         return values, {"kind": "number", "unit": unix_unit(values, source, name)}
     if num.notna().any():  # numbers with a stray word: name the word
+        word = text[num.isna()].iloc[0]
+        if any(re.match(p, word) for p in (_ISO, _DMY, _YMD)):
+            raise DataError(f"{source}: column '{shown(name)}' mixes numbers ({shown(text[num.notna()].iloc[0])}) and "
+                            f"dates ({shown(repr(word))}); write every time in one form")
         raise DataError(f"{source}: column '{shown(name)}' holds {shown(repr(text[num.isna()].iloc[0]))}, expected numbers "
                         f"or dates (set data.time_col or data.order_col)")
     codes, uniq_values = pd.factorize(text)
