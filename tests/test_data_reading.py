@@ -387,3 +387,19 @@ def test_a_time_column_mixing_numbers_and_dates_says_so(tmp_path: Path) -> None:
     cfg = write(tmp_path, "user_id,item_id,timestamp\n1,a,2024-01-01\n1,b,1700000000\n2,a,2024-01-03\n")
     with pytest.raises(DataError, match=r"column 'timestamp' mixes numbers \(1700000000\) and dates \('2024-01-01'\)"):
         load_dataset(engine.config_for(cfg))
+
+
+def test_data_columns_name_the_events_file_only(tmp_path: Path) -> None:
+    """A headerless events file named by data.columns beside an item table with its own header (the item table was
+    read with the events' column names: 'item ids played are not in the item table')."""
+    cfg = write(tmp_path, "1,s1,1\n1,s2,2\n2,s1,3\n2,s3,4\n", data='columns = ["user_id", "item_id", "timestamp"]',
+                items="item_id,energy,tempo\ns1,0.5,0.3\ns2,0.1,0.9\ns3,0.4,0.4\n")
+    ds = load_dataset(engine.config_for(cfg))
+    assert ds.catalogue.feature_names == ["energy", "tempo"] and len(ds.histories.items) == 4
+
+
+def test_a_headerless_item_table_is_told_to_add_a_header(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "user_id,item_id,timestamp\n1,s1,1\n1,s2,2\n2,s1,3\n", items="s1,0.5,0.3\ns2,0.1,0.9\n")
+    with pytest.raises(DataError, match=r"items\.csv: the item table has no header row \(its first row, 3 fields: "
+                                        r"s1, 0\.5, 0\.3\); add one naming its columns: item_id for the ids"):
+        load_dataset(engine.config_for(cfg))

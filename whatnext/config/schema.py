@@ -42,7 +42,7 @@ class DataConfig:
     format: str = _f("auto", "events file format: auto, parquet, csv, movielens, pickle")
     delimiter: str = _f("", "CSV delimiter; empty = detect (comma, tab, semicolon, pipe, space, :: as MovieLens 1M writes it)")
     header: str = _f("auto", "does the CSV have a header row: auto, yes, no")
-    columns: list[str] = _f([], "column names for a CSV without a header, in file order")
+    columns: list[str] = _f([], "column names for an events CSV without a header, in file order (an item table brings its own header row)")
     user_col: str = _f("user_id", "column holding the user id; empty = the whole log is one user's (user id 'me')")
     item_col: str | list[str] = _f("item_id", "column holding the item (song) id, or a list of columns that together identify an item (e.g. [\"artist\", \"title\"])")
     items_id_col: str | list[str] = _f("", "the item table's id column(s); empty = the same as item_col")

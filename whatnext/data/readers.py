@@ -246,7 +246,7 @@ def read_csv(path: Path, cfg: DataConfig, *, items: bool = False) -> pd.DataFram
     has_header = {"yes": True, "no": False}.get(cfg.header)
     if has_header is None:
         known = {*id_columns(cfg), *id_columns(cfg, items=True), cfg.time_col, cfg.order_col, "userId", "movieId"} - {""}
-        if cfg.columns:
+        if cfg.columns and not items:  # data.columns names the events file's columns only
             has_header = fields == cfg.columns
         elif known & set(fields):
             has_header = True
@@ -254,13 +254,20 @@ def read_csv(path: Path, cfg: DataConfig, *, items: bool = False) -> pd.DataFram
             # a column name is never a number or a date: one such field makes the first row data
             # (u1,s3,1700000000 or user_0001<TAB>2009-05-04T23:08:57Z...); text everywhere reads as names
             has_header = not any(_is_number(f) or _DATE_LIKE.match(f) for f in fields if f)
-    if not has_header and not cfg.columns:
+    if not has_header and (items or not cfg.columns):
         shown = ", ".join(f[:24] for f in fields[:8]) + (", ..." if len(fields) > 8 else "")
+        if items:  # data.columns names the events file's columns; an item table brings its own header
+            ids = id_columns(cfg, items=True)
+            raise DataError(
+                f"{path}: the item table has no header row (its first row, {len(fields)} fields: {shown}); add one "
+                f"naming its columns: {', '.join(ids)} for the ids, then each feature's name "
+                f"(e.g. {','.join([*ids, *(f'feature{i}' for i in range(1, max(len(fields) - len(ids), 0) + 1))][:6])})"
+            )
         raise DataError(
             f"{path}: the file has no header row (its first row, {len(fields)} fields: {shown}); name its columns "
             f"with data.columns, in file order (e.g. columns = {_example_columns(fields)})"
         )
-    names = cfg.columns or None
+    names = (cfg.columns or None) if not items else None
     kw: dict[str, Any] = {"sep": r"\s+" if sep == " " else sep, "header": 0 if has_header else None, "names": names,
                           "dtype": {c: str for c in id_columns(cfg, items=items)}, "compression": compression(path)}
     if sep == " " or len(sep) > 1:
