@@ -177,22 +177,25 @@ class Replica:
             for g in dense:
                 g.copy_(flat[at : at + g.numel()].view_as(g))
                 at += g.numel()
-        sparse = [(p, (g.coalesce() * self.weight).coalesce()) for p, g in grads if g.is_sparse]
+        sparse = [(p, g.coalesce() * self.weight) for p, g in grads if g.is_sparse]
         for group in _by_row_shape(sparse):  # the item tables of one width travel as one tensor
             rows = [int(p.shape[0]) for p, _ in group]
-            start = [sum(rows[:j]) for j in range(len(rows))]
+            start = [sum(rows[:j]) for j in range(len(rows) + 1)]
+            # each part is coalesced (sorted, unique rows) and the parts sit in disjoint ascending ranges:
+            # joined as they are, no sort is needed (is_coalesced), and the sum comes apart by slicing
             joined = torch.sparse_coo_tensor(
-                torch.cat([part.indices()[0] + at for (_, part), at in zip(group, start, strict=True)])[None],
-                torch.cat([part.values() for _, part in group]), (sum(rows), *group[0][1].shape[1:])).coalesce()
+                torch.cat([part.indices()[0] + at for (_, part), at in zip(group, start, strict=False)])[None],
+                torch.cat([part.values() for _, part in group]), (start[-1], *group[0][1].shape[1:]),
+                is_coalesced=True)
             if self.sparse_allreduce:
                 self._run("sparse gradient averaging", partial(dist.all_reduce, joined))
                 total = joined.coalesce()
             else:
                 total = self._run("sparse gradient averaging", partial(self._gathered_sum, joined))
             idx, val = total.indices()[0], total.values()
-            for (p, part), at, n in zip(group, start, rows, strict=True):
-                mine = (idx >= at) & (idx < at + n)
-                p.grad = torch.sparse_coo_tensor((idx[mine] - at)[None], val[mine], part.shape).coalesce()
+            cuts = torch.searchsorted(idx, torch.tensor(start, dtype=idx.dtype, device=idx.device)).tolist()
+            for (p, part), at, a, b in zip(group, start, cuts, cuts[1:], strict=False):
+                p.grad = torch.sparse_coo_tensor((idx[a:b] - at)[None], val[a:b], part.shape, is_coalesced=True)
 
     def _gathered_sum(self, part: torch.Tensor) -> torch.Tensor:
         """The sum over the ranks of a coalesced sparse (rows, ...) tensor through all_gather (what
