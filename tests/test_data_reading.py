@@ -403,3 +403,23 @@ def test_a_headerless_item_table_is_told_to_add_a_header(tmp_path: Path) -> None
     with pytest.raises(DataError, match=r"items\.csv: the item table has no header row \(its first row, 3 fields: "
                                         r"s1, 0\.5, 0\.3\); add one naming its columns: item_id for the ids"):
         load_dataset(engine.config_for(cfg))
+
+
+def test_double_colon_inside_ids_does_not_displace_a_real_delimiter(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "u1,ns::s1,1\nu1,ns::s2,2\nu2,ns::s1,3\nu2,ns::s3,4\n",
+                data='columns = ["user_id", "item_id", "timestamp"]')
+    ds = load_dataset(engine.config_for(cfg))
+    assert len(ds.histories.items) == 4 and "ns::s1" in list(map(str, ds.catalogue.ids))
+
+
+def test_header_no_describes_the_events_file_not_the_item_table(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "1,s1,1\n1,s2,2\n2,s1,3\n2,s3,4\n",
+                data='header = "no"\ncolumns = ["user_id", "item_id", "timestamp"]',
+                items="item_id,energy,tempo\ns1,0.5,0.3\ns2,0.1,0.9\ns3,0.4,0.4\n")
+    assert load_dataset(engine.config_for(cfg)).catalogue.feature_names == ["energy", "tempo"]
+
+
+def test_long_numeric_ids_are_not_proposed_as_the_time(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "123456789,987654321,1300000000\n123456789,987654322,1300000100\n")
+    with pytest.raises(DataError, match=r'columns = \["user_id", "item_id", "timestamp"\]'):
+        load_dataset(engine.config_for(cfg))

@@ -200,8 +200,6 @@ def sniff_delimiter(path: Path, encoding: str, *, items: bool = False) -> str:
         raise DataError(f"{path}: the file is empty; expected {_EXPECTED[items]}")
     if items and not any(d in ln for ln in lines for d in DELIMITERS):
         return ","
-    if len({ln.count("::") for ln in lines} - {0}) == 1 and all("::" in ln for ln in lines):
-        return "::"  # MovieLens 1M/10M's ratings.dat under any name
     try:
         return csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS).delimiter
     except csv.Error:
@@ -211,6 +209,9 @@ def sniff_delimiter(path: Path, encoding: str, *, items: bool = False) -> str:
         counts = {ln.count(d) for ln in lines}
         if len(counts) == 1 and counts.pop() > 0:
             return d
+    # only then '::' (MovieLens 1M/10M's ratings.dat under any name): an id holding '::' beside a real delimiter
+    if len({ln.count("::") for ln in lines} - {0}) == 1 and all("::" in ln for ln in lines):
+        return "::"
     raise DataError(
         f"{path}: cannot tell the delimiter (tried comma, tab, semicolon, pipe, space, ::); set data.delimiter in the config"
     )
@@ -243,7 +244,8 @@ def read_csv(path: Path, cfg: DataConfig, *, items: bool = False) -> pd.DataFram
     lines = _sample(path, cfg.encoding).splitlines() if path.stat().st_size else []
     first = lines[0] if lines else ""
     fields = [f.strip().strip('"') for f in (first.split() if sep == " " else first.split(sep))]
-    has_header = {"yes": True, "no": False}.get(cfg.header)
+    # data.header and data.columns describe the events file; an item table's header is always detected
+    has_header = None if items else {"yes": True, "no": False}.get(cfg.header)
     if has_header is None:
         known = {*id_columns(cfg), *id_columns(cfg, items=True), cfg.time_col, cfg.order_col, "userId", "movieId"} - {""}
         if cfg.columns and not items:  # data.columns names the events file's columns only
@@ -334,13 +336,12 @@ def _csv(path: Path, **kw: object) -> pd.DataFrame:
 
 
 def _example_columns(fields: list[str]) -> str:
-    """A data.columns value for a headerless first row, as TOML: the first date-like field or unix time (a number
-    of 9 to 16 digits; else the third field) named timestamp, the first two others user_id and item_id, the rest
+    """A data.columns value for a headerless first row, as TOML: the first date-like field, else the last unix
+    time (a number of 9 to 16 digits), else the third field named timestamp, the first two others user_id and item_id, the rest
     col3, col4... by place."""
-    def is_time(f: str) -> bool:
-        return bool(_DATE_LIKE.match(f)) or (f.isdigit() and 9 <= len(f) <= 16)
-
-    t = next((i for i, f in enumerate(fields) if is_time(f)), 2 if len(fields) >= 3 else None)
+    dates = [i for i, f in enumerate(fields) if _DATE_LIKE.match(f)]
+    unix = [i for i, f in enumerate(fields) if f.isdigit() and 9 <= len(f) <= 16]
+    t = dates[0] if dates else unix[-1] if unix else 2 if len(fields) >= 3 else None  # ids come first, times last
     others = iter(["user_id", "item_id"])
     names = ["timestamp" if i == t else next(others, f"col{i + 1}") for i in range(len(fields))]
     return "[" + ", ".join(f'"{c}"' for c in names) + "]"

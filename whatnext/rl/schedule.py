@@ -65,8 +65,9 @@ def lr_at(cfg: Any, step: int, total: int) -> float:
     """The schedule's share of the configured rates for the step after ``step`` steps of ``total``:
     1 under ``train.lr_schedule = "constant"``; under ``"cosine"`` half a cosine from 1 at the first step
     toward ``train.lr_floor`` at the run's end (``floor + (1 - floor) (1 + cos(pi step / total)) / 2``).
-    A function of the step and the run's target alone, so a resumed run (any number of processes) steps at
-    the rates the uninterrupted one would."""
+    A function of the step and the run's target alone, so a resumed run steps at the rates the uninterrupted
+    one would with the same number of processes (another number changes the steps' count, and the curve
+    continues from the same step of the new count)."""
     t = cfg.train
     if t.lr_schedule == "constant" or total <= 0:
         return 1.0
