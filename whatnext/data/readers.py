@@ -260,10 +260,10 @@ def read_csv(path: Path, cfg: DataConfig, *, items: bool = False) -> pd.DataFram
         shown = ", ".join(f[:24] for f in fields[:8]) + (", ..." if len(fields) > 8 else "")
         if items:  # data.columns names the events file's columns; an item table brings its own header
             ids = id_columns(cfg, items=True)
+            example = ",".join([*ids, "energy", "tempo"])
             raise DataError(
                 f"{path}: the item table has no header row (its first row, {len(fields)} fields: {shown}); add one "
-                f"naming its columns: {', '.join(ids)} for the ids, then each feature's name "
-                f"(e.g. {','.join([*ids, *(f'feature{i}' for i in range(1, max(len(fields) - len(ids), 0) + 1))][:6])})"
+                f"naming its columns: {', '.join(ids)} for the ids, then each feature's name (e.g. {example})"
             )
         raise DataError(
             f"{path}: the file has no header row (its first row, {len(fields)} fields: {shown}); name its columns "
@@ -336,9 +336,9 @@ def _csv(path: Path, **kw: object) -> pd.DataFrame:
 
 
 def _example_columns(fields: list[str]) -> str:
-    """A data.columns value for a headerless first row, as TOML: the first date-like field, else the last unix
-    time (a number of 9 to 16 digits), else the third field named timestamp, the first two others user_id and item_id, the rest
-    col3, col4... by place."""
+    """A data.columns value for a headerless first row, as TOML. ``timestamp``: the first date-like field, else the
+    last unix time (9 to 16 digits), else the third field; ``user_id`` and ``item_id``: the first two others; the
+    rest ``colN`` by place."""
     dates = [i for i, f in enumerate(fields) if _DATE_LIKE.match(f)]
     unix = [i for i, f in enumerate(fields) if f.isdigit() and 9 <= len(f) <= 16]
     t = dates[0] if dates else unix[-1] if unix else 2 if len(fields) >= 3 else None  # ids come first, times last

@@ -308,7 +308,7 @@ class SupervisedLSTMBaseline(_Fitted):
         from whatnext.rl.agent import Agent
         from whatnext.rl.algorithms import positions_for, train_hybrid
         from whatnext.rl.environment import learning_steps, total_steps
-        from whatnext.rl.schedule import lr_at, set_learning_rates, steps_per_epoch
+        from whatnext.rl.schedule import follow, steps_per_epoch
         from whatnext.rl.state import State
 
         if self.best_by_validation:  # the cached run's training, in a folder of its own that is then deleted
@@ -321,8 +321,7 @@ class SupervisedLSTMBaseline(_Fitted):
         positions = positions_for(dataset, "hybrid", cfg.model.window)
         total = total_steps(cfg, steps_per_epoch(len(positions), cfg.train.batch_size))
         for done, _, _, batch, rng, gen in learning_steps(cfg, dataset, positions, 0, total):
-            if cfg.train.lr_schedule != "constant":  # the same rates as the training loop's
-                set_learning_rates(agent, lr_at(cfg, done, total))
+            follow(agent, cfg, done, total)  # the training loop's rates
             train_hybrid(agent, batch, rng, gen)
         agent.ready()
         self.use(agent, dataset)

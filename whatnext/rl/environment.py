@@ -212,8 +212,7 @@ def _train_locked(cfg: Config, dataset: Dataset, run_dir: Path, resume: bool, ca
         step, stale = start, resumed_stale
         walk = schedule.Walk(n, batch_size, cursor)
         for done, epoch, _, batch, rng, gen in learning_steps(cfg, dataset, positions, start, total, replica, walk):
-            if t.lr_schedule != "constant":
-                schedule.set_learning_rates(agent, lr_factor * schedule.lr_at(cfg, done, total))
+            schedule.follow(agent, cfg, done, total, lr_factor)
             metrics = replica.mean_metrics(agent.propagate(batch, rng, gen))
             step = done + 1
             bad = [k for k, v in metrics.items() if not math.isfinite(v)]

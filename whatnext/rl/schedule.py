@@ -75,6 +75,13 @@ def lr_at(cfg: Any, step: int, total: int) -> float:
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
 
 
+def follow(agent: Any, cfg: Any, step: int, total: int, factor: float = 1.0) -> None:
+    """Before a learning step: the rates of ``train.lr_schedule`` for it (times ``factor``, the processes' rule);
+    nothing under ``"constant"``, whose rates were set once at the start."""
+    if cfg.train.lr_schedule != "constant":
+        set_learning_rates(agent, factor * lr_at(cfg, step, total))
+
+
 @dataclass(frozen=True)
 class Cursor:
     """How far into its seeded order a run is."""
